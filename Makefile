@@ -1,0 +1,35 @@
+# Caskalytics: `make run` starts everything (the demo when config.toml points at simulators);
+# `make test` runs the whole suite. Both set up the virtualenv and system packages they need.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: run test bench venv system-test-deps clean
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $(STAMP)
+
+run: venv
+	$(PY) run.py
+
+# Chromium drives the dashboard's browser tests; it comes from Debian's packages, never a download at run time.
+system-test-deps:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "Installing Debian chromium for the browser tests..."; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+test: venv system-test-deps
+	$(PY) -m pytest -q
+
+bench: venv
+	@command -v goaccess >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq goaccess >/dev/null; }
+	$(PY) bench/s3_ingest.py
+
+clean:
+	rm -rf $(VENV) var .pytest_cache

@@ -1,0 +1,137 @@
+"""The REST API: request -> warehouse query -> JSON. No SQL here; every read is a `warehouse.queries` call.
+
+Run with `uvicorn api.main:app --port 8000`. Reads use a read-only attach of the lake, so any number of
+API workers can serve while the scheduler writes.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import os
+from datetime import date
+
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi.responses import JSONResponse
+
+import config as config_module
+from warehouse import queries
+from warehouse.lake import Reader, WarehouseError
+from warehouse.queries import QueryError, SeriesRequest
+from warehouse.state import State
+
+log = logging.getLogger("caskalytics.api")
+MAX_WEBHOOK_BYTES = 25 * 1024 * 1024    # GitHub caps payloads at 25 MB
+
+
+class Services:
+    def __init__(self):
+        self.cfg = config_module.load()
+        self.reader = Reader(self.cfg)
+        self.state = State(self.cfg)
+
+
+app = FastAPI(title="Caskalytics", version="0.1.0",
+              description="Marketing and adoption analytics: metrics, rollups, pipeline health.")
+_services: Services | None = None
+
+
+def services() -> Services:
+    global _services
+    if _services is None:
+        _services = Services()
+    return _services
+
+
+def require_token(request: Request, svc: Services = Depends(services)) -> None:
+    """Bearer token for read endpoints when `[api] token_env` names a set variable."""
+    expected = svc.cfg.secret(svc.cfg.api.token_env)
+    if expected is None:
+        return
+    given = request.headers.get("authorization", "")
+    if not hmac.compare_digest(given.encode(), f"Bearer {expected}".encode()):
+        raise HTTPException(401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"})
+
+
+@app.exception_handler(QueryError)
+async def bad_query(_: Request, exc: QueryError):
+    return JSONResponse({"error": str(exc)}, status_code=400)
+
+
+@app.exception_handler(WarehouseError)
+async def no_warehouse(_: Request, exc: WarehouseError):
+    return JSONResponse({"error": str(exc)}, status_code=503)
+
+
+@app.get("/health")
+def health(svc: Services = Depends(services)):
+    sources = svc.state.source_status()
+    failing = sorted(name for name, info in sources.items() if info["consecutive_failures"])
+    return {"status": "ok", "timezone": svc.cfg.warehouse.timezone, "failing_sources": failing,
+            "sources": {name: {"last_success_at": info["last_success_at"],
+                               "consecutive_failures": info["consecutive_failures"]}
+                        for name, info in sources.items()}}
+
+
+def _where(values: list[str]) -> dict[str, list[str]]:
+    where: dict[str, list[str]] = {}
+    for item in values:
+        dim, sep, value = item.partition(":")
+        if not sep or not dim:
+            raise QueryError(f"where must look like dim:value, got {item!r}")
+        where.setdefault(dim, []).append(value)
+    return where
+
+
+@app.get("/metrics", dependencies=[Depends(require_token)])
+def metric_catalog():
+    return {"metrics": queries.catalog()}
+
+
+@app.get("/metrics/{metric}", dependencies=[Depends(require_token)])
+def metric_series(metric: str, grain: str = "day", from_: date | None = Query(None, alias="from"),
+                  to: date | None = None, compare: str | None = None, where: list[str] = Query([]),
+                  by: list[str] = Query([]), svc: Services = Depends(services)):
+    request = SeriesRequest(metric, grain, from_, to, _where(where), by or None, compare)
+    return queries.metric_series(svc.reader.cursor(), svc.cfg, request)
+
+
+@app.get("/adoption/downloads", dependencies=[Depends(require_token)])
+def adoption_downloads(from_: date | None = Query(None, alias="from"), to: date | None = None,
+                       svc: Services = Depends(services)):
+    if from_ and to and from_ > to:
+        raise QueryError(f"from ({from_}) is after to ({to})")
+    return queries.downloads_by_version(svc.reader.cursor(), svc.cfg, from_, to)
+
+
+@app.post("/webhooks/github")
+async def github_webhook(request: Request, svc: Services = Depends(services)):
+    """Verify, store durably in the inbox, answer. Parsing happens later, in the scheduler's drain."""
+    secret = svc.cfg.secret(svc.cfg.sources.github.webhook_secret_env) if svc.cfg.sources.github else None
+    if secret is None:
+        raise HTTPException(503, "webhook secret not configured: set the variable named by "
+                                 "[sources.github] webhook_secret_env")
+    length = int(request.headers.get("content-length") or 0)
+    if length > MAX_WEBHOOK_BYTES:
+        raise HTTPException(413, "payload larger than GitHub's 25 MB limit")
+    body = await request.body()
+    signature = request.headers.get("x-hub-signature-256", "")
+    expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(signature.encode(), expected.encode()):
+        raise HTTPException(401, "missing or invalid X-Hub-Signature-256")
+    event = request.headers.get("x-github-event", "")
+    delivery = request.headers.get("x-github-delivery", "")
+    if not event or not delivery:
+        raise HTTPException(400, "X-GitHub-Event and X-GitHub-Delivery headers are required")
+    if event == "ping":
+        return {"ok": True, "pong": True}
+    kept = {k: request.headers[k] for k in ("x-github-event", "x-github-delivery", "x-github-hook-id",
+                                            "user-agent") if k in request.headers}
+    stored = svc.state.receive("github", delivery, kept, body)
+    return JSONResponse({"ok": True, "duplicate": not stored}, status_code=202 if stored else 200)
+
+
+@app.on_event("shutdown")
+def close_reader() -> None:
+    if _services is not None:
+        _services.reader.close()

@@ -1,0 +1,134 @@
+"""Ingestion as named steps, shared by the scheduler loop and the CLI:
+
+    collect(source) / backfill(source, range) -> commit each batch with its cursor -> update the cube
+    drain_inbox()   -> webhook deliveries from the SQLite inbox into the lake -> update the cube
+
+Every step is recorded in the run log; a failure is recorded with a one-line reason and re-raised.
+"""
+from __future__ import annotations
+
+import logging
+import sys
+from dataclasses import dataclass
+from datetime import date
+
+from tqdm import tqdm
+
+import collectors
+from collectors.base import Context
+from config import Config, ConfigError
+from warehouse import cube, ingest, lake, schema
+from warehouse.state import State
+
+log = logging.getLogger("caskalytics.pipeline")
+
+
+@dataclass
+class RunSummary:
+    source: str
+    kind: str
+    batches: int = 0
+    records: int = 0
+    inserted: int = 0
+    duplicates: int = 0
+    quarantined: int = 0
+
+    def line(self) -> str:
+        return (f"{self.source} {self.kind}: {self.batches} batches, {self.records} records, {self.inserted} new, "
+                f"{self.duplicates} already stored, {self.quarantined} quarantined")
+
+
+class Writer:
+    """The process's one lake writer connection plus the state database."""
+
+    def __init__(self, cfg: Config):
+        self.cfg = cfg
+        self.con = lake.connect(cfg, read_only=False)
+        self.con.execute("SET memory_limit = '384MB'")   # with chunked input, this bounds ingestion memory
+        self.con.execute("SET threads = 2")
+        schema.ensure(self.con)
+        self.state = State(cfg)
+        self.lookup = ingest.Lookup(self.con)
+
+    def close(self) -> None:
+        self.con.close()
+
+
+def _progress(total_hint: int | None, desc: str, show: bool):
+    return tqdm(total=total_hint, desc=desc, unit="obj", disable=not show, file=sys.stderr, leave=False)
+
+
+def run_source(writer: Writer, source: str, *, start: date | None = None, end: date | None = None,
+               show_progress: bool = False) -> RunSummary:
+    """Collect what is new for `source` (or backfill [start, end]); each batch commits with its cursor."""
+    cfg = writer.cfg
+    settings = cfg.source(source)
+    collector = collectors.get(source)
+    if collector is None:
+        raise ConfigError(f"source {source!r} has no collector yet")
+    kind = "backfill" if start else "collect"
+    summary = RunSummary(source, kind)
+    run_id = writer.state.start_run(source, kind)
+    ctx = Context(config=cfg, settings=settings, lookup=writer.lookup, staging=writer.con)
+    try:
+        if start:
+            batches = collector.backfill(ctx, start, end or start)
+        else:
+            batches = collector.collect(ctx, ingest.load_cursor(writer.con, source))
+        with _progress(None, f"{source} {kind}", show_progress) as bar:
+            for batch in batches:
+                result = ingest.commit(writer.con, source, batch)
+                summary.batches += 1
+                summary.records += result.records
+                summary.inserted += result.inserted
+                summary.duplicates += result.duplicates
+                summary.quarantined += result.quarantined
+                writer.state.add_to_run(run_id, result.records, result.inserted, result.duplicates,
+                                        result.quarantined)
+                if batch.progress:
+                    bar.total = batch.progress[1]
+                    bar.n = batch.progress[0]
+                    bar.set_postfix_str(batch.label[-40:], refresh=True)
+                log.info("%s: batch %d committed (%s): %d records, %d new, %d quarantined", source,
+                         result.batch, batch.label, result.records, result.inserted, result.quarantined)
+        cube.update(writer.con, cfg)
+    except BaseException as exc:
+        writer.state.finish_run(run_id, error=one_line(exc))
+        raise
+    writer.state.finish_run(run_id)
+    log.info(summary.line())
+    return summary
+
+
+def drain_inbox(writer: Writer) -> RunSummary:
+    """Move received webhook deliveries into the lake (cursor: the last inbox id drained)."""
+    from collectors.github import deliveries_batch
+    summary = RunSummary("github", "drain")
+    cursor = ingest.load_cursor(writer.con, "github.inbox") or {"last_id": 0}
+    rows = writer.state.inbox_after("github", cursor["last_id"])
+    if not rows:
+        return summary
+    run_id = writer.state.start_run("github", "drain")
+    try:
+        while rows:
+            batch = deliveries_batch(rows)
+            result = ingest.commit(writer.con, "github", batch, cursor_source="github.inbox")
+            summary.batches += 1
+            summary.records += result.records
+            summary.inserted += result.inserted
+            summary.duplicates += result.duplicates
+            summary.quarantined += result.quarantined
+            writer.state.add_to_run(run_id, result.records, result.inserted, result.duplicates, result.quarantined)
+            rows = writer.state.inbox_after("github", batch.cursor["last_id"])
+        writer.state.prune_inbox("github", batch.cursor["last_id"])
+        cube.update(writer.con, writer.cfg)
+    except BaseException as exc:
+        writer.state.finish_run(run_id, error=one_line(exc))
+        raise
+    writer.state.finish_run(run_id)
+    return summary
+
+
+def one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}" if not isinstance(exc, ConfigError) else text[0]

@@ -1,0 +1,165 @@
+"""`make run`: start every Caskalytics process (and, for the demo config, the local simulators), print the
+URLs, and stop them all cleanly on Ctrl-C.
+
+Processes: scheduler (`scheduler.py run`), API (uvicorn, [api] port), dashboard (streamlit, 8501),
+replication (litestream, when installed), and with `[demo] simulators = true`: a moto S3 server filled
+with a year and more of access logs, the GitHub REST simulator and its webhook sender.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import config as config_module
+from config import ConfigError
+
+ROOT = Path(__file__).resolve().parent
+BIN = Path(sys.executable).parent
+DASHBOARD_PORT = 8501
+DEMO_SECRETS = {"DEMO_AWS_ACCESS_KEY_ID": "demo", "DEMO_AWS_SECRET_ACCESS_KEY": "demo",
+                "GITHUB_WEBHOOK_SECRET": "demo-webhook-secret"}
+
+
+class Processes:
+    def __init__(self):
+        self.running: list[tuple[str, subprocess.Popen]] = []
+
+    def start(self, name: str, args: list[str], env: dict[str, str], log_dir: Path) -> subprocess.Popen:
+        log = open(log_dir / f"{name}.log", "ab")
+        process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                   start_new_session=True)
+        self.running.append((name, process))
+        return process
+
+    def check(self) -> None:
+        for name, process in self.running:
+            if process.poll() is not None:
+                raise RuntimeError(f"{name} exited with status {process.returncode}; see var/logs/{name}.log")
+
+    def stop(self) -> None:
+        for _, process in reversed(self.running):
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        deadline = time.time() + 10
+        for name, process in reversed(self.running):
+            try:
+                process.wait(max(0.1, deadline - time.time()))
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                print(f"  {name} did not stop in time; killed")
+
+
+def wait_for_port(port: int, what: str, seconds: float = 60) -> None:
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.2)
+    raise RuntimeError(f"{what} did not start listening on port {port} within {seconds:.0f}s")
+
+
+def port_free(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) != 0
+
+
+def litestream_config(cfg, path: Path) -> Path | None:
+    """Replicate the two SQLite files (lake catalog, state) to the replica folder or bucket."""
+    binary = shutil.which("litestream", path=str(BIN)) or shutil.which("litestream")
+    if not cfg.replication.enabled or not binary:
+        return None
+    replica = cfg.replication.replica_url or str(cfg.warehouse_dir / "replica")
+    lines = ["dbs:"]
+    for db in ("lake.sqlite", "state.sqlite"):
+        lines.append(f"  - path: {cfg.warehouse_dir / db}")
+        if replica.startswith("s3://"):
+            lines += ["    replica:", f"      url: {replica.rstrip('/')}/{db}"]
+            if cfg.replication.endpoint_url:
+                lines += [f"      endpoint: {cfg.replication.endpoint_url}", "      force-path-style: true"]
+        else:
+            lines += ["    replica:", "      type: file", f"      path: {Path(replica) / db}"]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def main() -> int:
+    try:
+        cfg = config_module.load()
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    env = dict(os.environ, PYTHONUNBUFFERED="1", CASKALYTICS_CONFIG=str(cfg.path))
+    log_dir = cfg.warehouse_dir / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    busy = [p for p in (cfg.api.port, DASHBOARD_PORT) if not port_free(p)]
+    if busy:
+        print(f"error: port {busy[0]} is already in use (is Caskalytics already running?)", file=sys.stderr)
+        return 1
+    processes = Processes()
+    try:
+        if cfg.demo.simulators:
+            for name, value in DEMO_SECRETS.items():
+                env.setdefault(name, value)
+            print("Starting the demo simulators (S3 on moto, GitHub)...")
+            s3 = cfg.sources.s3_access_logs
+            processes.start("moto", [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(cfg.demo.moto_port)],
+                            env, log_dir)
+            wait_for_port(cfg.demo.moto_port, "moto server")
+            processes.start("s3-simulator", [sys.executable, "-m", "simulators.s3_logs", "--endpoint",
+                                                       s3.endpoint_url, "--bucket", s3.bucket, "--prefix", s3.prefix,
+                                                       "--live"], env, log_dir)
+            github = cfg.sources.github
+            processes.start("github-simulator", [sys.executable, "-m", "simulators.github", "--port",
+                                                 str(cfg.demo.github_port), "--repos", ",".join(github.repos),
+                                                 "--webhook-url", f"http://127.0.0.1:{cfg.api.port}/webhooks/github",
+                                                 "--secret-env", github.webhook_secret_env], env, log_dir)
+            wait_for_port(cfg.demo.github_port, "GitHub simulator")
+        # The lake must exist before readers attach; the scheduler creates it, we wait for the catalog.
+        processes.start("scheduler", [sys.executable, "scheduler.py", "run"], env, log_dir)
+        catalog = cfg.warehouse_dir / "lake.sqlite"
+        deadline = time.time() + 60
+        while not catalog.exists() and time.time() < deadline:
+            processes.check()
+            time.sleep(0.2)
+        processes.start("api", [sys.executable, "-m", "uvicorn", "api.main:app", "--host", cfg.api.host,
+                                "--port", str(cfg.api.port)], env, log_dir)
+        processes.start("dashboard", [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless",
+                                      "true", "--server.port", str(DASHBOARD_PORT),
+                                      "--browser.gatherUsageStats", "false"], env, log_dir)
+        litestream = litestream_config(cfg, cfg.warehouse_dir / "litestream.yml")
+        if litestream:
+            litestream_env = {k: v for k, v in env.items() if k != "AWS_CA_BUNDLE"}   # see STACK-NOTES
+            processes.start("litestream", [shutil.which("litestream", path=str(BIN)) or "litestream",
+                                           "replicate", "-config", str(litestream)], litestream_env, log_dir)
+        wait_for_port(cfg.api.port, "API")
+        wait_for_port(DASHBOARD_PORT, "dashboard")
+        print(f"""
+Caskalytics is running{' on the demo simulators' if cfg.demo.simulators else ''}:
+  dashboard   http://localhost:{DASHBOARD_PORT}
+  REST API    http://localhost:{cfg.api.port}   (docs: http://localhost:{cfg.api.port}/docs)
+  warehouse   {cfg.warehouse_dir}   logs: {log_dir}
+The first collection of the demo history takes a minute; `python scheduler.py status` shows progress.
+Press Ctrl-C to stop everything.""", flush=True)
+        while True:
+            processes.check()
+            time.sleep(1)
+    except KeyboardInterrupt:
+        print("\nStopping...")
+        return 0
+    except RuntimeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        processes.stop()
+        print("Stopped.")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,158 @@
+"""The scheduler process and its CLI.
+
+    python scheduler.py run                                   one job per enabled source, on its schedule
+    python scheduler.py collect SOURCE                        collect what is new, once
+    python scheduler.py backfill SOURCE --from D [--to D]     read an explicit date range
+    python scheduler.py status [--json]                       last runs, failures and cursors per source
+
+Exit status is non-zero with a one-line reason on failure.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import time
+from datetime import date
+
+import schedule
+
+import collectors
+import config as config_module
+from config import SCHEDULE_PATTERN, Config, ConfigError
+from pipeline import Writer, drain_inbox, one_line, run_source
+
+log = logging.getLogger("caskalytics.scheduler")
+INBOX_DRAIN_SECONDS = 5
+
+
+def _on_schedule(spec: str) -> schedule.Job:
+    match = SCHEDULE_PATTERN.match(spec)
+    if match.group(1):
+        every = schedule.every(int(match.group(1)))
+        return every.minutes if match.group(2).startswith("minute") else every.hours
+    return schedule.every().day.at(f"{match.group(3)}:{match.group(4)}")
+
+
+def _guarded(what: str, job):
+    def run():
+        try:
+            job()
+        except Exception as exc:   # one source failing must not stop the others
+            log.error("%s failed: %s", what, one_line(exc))
+    return run
+
+
+def run_forever(cfg: Config) -> None:
+    writer = Writer(cfg)
+    stopping = []
+    signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
+    for name, settings in cfg.enabled_sources().items():
+        if name not in collectors.REGISTRY:
+            log.warning("source %s is configured but has no collector yet; skipped", name)
+            continue
+        job = _guarded(f"collect {name}", lambda name=name: run_source(writer, name))
+        _on_schedule(settings.schedule).do(job)
+        log.info("scheduled %s %s", name, settings.schedule)
+    schedule.every(INBOX_DRAIN_SECONDS).seconds.do(_guarded("inbox drain", lambda: drain_inbox(writer)))
+    schedule.run_all()   # catch up at start: each source resumes from its cursor
+    log.info("scheduler running; Ctrl-C to stop")
+    try:
+        while not stopping:
+            schedule.run_pending()
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        writer.close()
+        log.info("scheduler stopped")
+
+
+def status(cfg: Config) -> dict:
+    from warehouse.state import State
+    from warehouse import lake
+    state = State(cfg)
+    runs = state.source_status()
+    cursors = {}
+    try:
+        con = lake.connect(cfg, read_only=True)
+        cursors = {source: json.loads(cursor) for source, cursor in
+                   con.execute("SELECT source, cursor FROM lake.cursors").fetchall()}
+        con.close()
+    except lake.WarehouseError:
+        pass
+    sources = {}
+    for name in config_module.SOURCE_NAMES:
+        section = getattr(cfg.sources, name)
+        if section is None:
+            continue
+        info = runs.get(name, {})
+        last = info.get("last_run") or {}
+        sources[name] = {
+            "enabled": section.enabled, "schedule": section.schedule,
+            "last_run_at": last.get("finished_at"), "last_status": last.get("status"),
+            "last_error": last.get("error"), "last_success_at": info.get("last_success_at"),
+            "consecutive_failures": info.get("consecutive_failures", 0),
+            "cursor": cursors.get(name),
+        }
+    return {"warehouse": str(cfg.warehouse_dir), "timezone": cfg.warehouse.timezone, "sources": sources}
+
+
+def _date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a date as YYYY-MM-DD, got {text!r}") from None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="scheduler.py", description=__doc__.splitlines()[0])
+    parser.add_argument("--config", help="config file (default: $CASKALYTICS_CONFIG or ./config.toml)")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("run", help="run every enabled source on its schedule")
+    collect = commands.add_parser("collect", help="collect what is new for one source")
+    collect.add_argument("source")
+    backfill = commands.add_parser("backfill", help="read an explicit date range for one source")
+    backfill.add_argument("source")
+    backfill.add_argument("--from", dest="start", type=_date, required=True)
+    backfill.add_argument("--to", dest="end", type=_date)
+    show = commands.add_parser("status", help="last runs, failures and cursors per source")
+    show.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        stream=sys.stderr)
+    try:
+        cfg = config_module.load(args.config)
+        if args.command == "run":
+            run_forever(cfg)
+        elif args.command in ("collect", "backfill"):
+            cfg.source(args.source)
+            if args.command == "backfill" and args.end and args.end < args.start:
+                raise ConfigError(f"--to {args.end} is before --from {args.start}")
+            writer = Writer(cfg)
+            summary = run_source(writer, args.source, start=getattr(args, "start", None),
+                                 end=getattr(args, "end", None), show_progress=sys.stderr.isatty())
+            writer.close()
+            print(summary.line())
+        elif args.command == "status":
+            report = status(cfg)
+            if args.json:
+                print(json.dumps(report, indent=2, default=str))
+            else:
+                for name, info in report["sources"].items():
+                    state = info["last_status"] or "never run"
+                    failures = f", {info['consecutive_failures']} failures in a row" if info["consecutive_failures"] else ""
+                    print(f"{name:16} {'on ' if info['enabled'] else 'off'} {info['schedule']:18} last: {state}"
+                          f" {info['last_run_at'] or ''}{failures}" + (f" ({info['last_error']})" if info["last_error"] else ""))
+        return 0
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        print(f"error: {one_line(exc)}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

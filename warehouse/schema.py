@@ -1,0 +1,83 @@
+"""Every table in the lake: raw tables (one or more per source, append-only, with the natural key used for
+dedupe), the ledgers that make ingestion exactly-once, and the cube."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import duckdb
+
+
+@dataclass(frozen=True)
+class RawTable:
+    name: str
+    columns: str                 # "name TYPE, ..." without the bookkeeping column _batch
+    key: tuple[str, ...]         # natural record key: re-ingesting a key never adds a row
+    same_key_same_ts: bool = False   # lets dedupe look only at the batch's time range (large tables)
+    time_partitioned: bool = True
+
+    @property
+    def column_names(self) -> list[str]:
+        return [part.strip().split()[0] for part in self.columns.split(",")]
+
+
+INGEST_TABLES: dict[str, RawTable] = {t.name: t for t in [
+    RawTable(
+        "raw_s3_access_logs",
+        "ts TIMESTAMPTZ, bucket VARCHAR, request_id VARCHAR, operation VARCHAR, key VARCHAR, "
+        "remote_ip VARCHAR, requester VARCHAR, request_uri VARCHAR, http_status INTEGER, error_code VARCHAR, "
+        "bytes_sent BIGINT, object_size BIGINT, total_time_ms BIGINT, turn_around_time_ms BIGINT, "
+        "referer VARCHAR, user_agent VARCHAR, version_id VARCHAR, host_id VARCHAR, signature_version VARCHAR, "
+        "cipher_suite VARCHAR, authentication_type VARCHAR, host_header VARCHAR, tls_version VARCHAR, "
+        "access_point_arn VARCHAR, acl_required VARCHAR, source_region VARCHAR, log_object VARCHAR",
+        # One multi-object request (BATCH.DELETE, COPY) logs several records under one request ID.
+        key=("bucket", "request_id", "operation", "key"),
+        same_key_same_ts=True,
+    ),
+    RawTable(
+        "raw_github_events",
+        "ts TIMESTAMPTZ, delivery_id VARCHAR, event VARCHAR, action VARCHAR, repo VARCHAR, sender VARCHAR, "
+        "stars BIGINT, forks BIGINT, watchers BIGINT, item_id BIGINT, payload JSON",
+        key=("delivery_id",),
+    ),
+    RawTable(
+        "raw_github_snapshots",
+        "ts TIMESTAMPTZ, repo VARCHAR, stars BIGINT, forks BIGINT, watchers BIGINT, open_issues BIGINT",
+        key=("repo", "ts"),
+    ),
+    RawTable("raw_github_stargazers", "ts TIMESTAMPTZ, repo VARCHAR, login VARCHAR", key=("repo", "login", "ts")),
+    RawTable("raw_github_pulls", "ts TIMESTAMPTZ, repo VARCHAR, number BIGINT", key=("repo", "number")),
+    RawTable("raw_github_releases", "ts TIMESTAMPTZ, repo VARCHAR, release_id BIGINT, tag VARCHAR",
+             key=("repo", "release_id")),
+    # S3 log objects already read: a late-delivered object is read once, a re-listed one never again.
+    RawTable("s3_objects_read", "bucket VARCHAR, key VARCHAR, etag VARCHAR, size BIGINT, lines BIGINT",
+             key=("bucket", "key"), time_partitioned=False),
+]}
+
+BOOKKEEPING_DDL = [
+    # One row per committed batch: the batch id orders all ingestion and drives incremental rollups.
+    "CREATE TABLE IF NOT EXISTS lake.batches (batch BIGINT, source VARCHAR, committed_at TIMESTAMPTZ, "
+    "records BIGINT, inserted BIGINT, quarantined BIGINT)",
+    "CREATE TABLE IF NOT EXISTS lake.cursors (source VARCHAR, cursor JSON, batch BIGINT, updated_at TIMESTAMPTZ)",
+    "CREATE TABLE IF NOT EXISTS lake.quarantine (received_at TIMESTAMPTZ, source VARCHAR, reason VARCHAR, "
+    "record VARCHAR, origin VARCHAR, _batch BIGINT)",
+    # The cube: hourly facts (UTC hour) and rollups at every grain (bucket = local wall-clock start).
+    "CREATE TABLE IF NOT EXISTS lake.metric_points (ts TIMESTAMPTZ, source VARCHAR, metric VARCHAR, "
+    "dims VARCHAR, value DOUBLE)",
+    "CREATE TABLE IF NOT EXISTS lake.rollups (grain VARCHAR, bucket TIMESTAMP, metric VARCHAR, dims VARCHAR, "
+    "value DOUBLE, last_ts TIMESTAMPTZ)",
+    "CREATE TABLE IF NOT EXISTS lake.cube_state (source VARCHAR, batch BIGINT, timezone VARCHAR)",
+]
+
+
+def ensure(con: duckdb.DuckDBPyConnection) -> None:
+    """Create every table that is missing (idempotent; the writer calls it on start)."""
+    existing = {row[0] for row in con.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE database_name = 'lake'").fetchall()}
+    for statement in BOOKKEEPING_DDL:
+        con.execute(statement)
+    for table in INGEST_TABLES.values():
+        if table.name not in existing:
+            con.execute(f"CREATE TABLE lake.{table.name} ({table.columns}, _batch BIGINT)")
+            if table.time_partitioned:
+                # Time-partitioned files, so Spark/Trino/Athena can prune by the same layout.
+                con.execute(f"ALTER TABLE lake.{table.name} SET PARTITIONED BY (year(ts), month(ts))")
