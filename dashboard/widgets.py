@@ -15,6 +15,9 @@ from warehouse.queries import COMPARE_SHIFT, DEFAULT_SPAN, today
 COMPARE_LABELS = {"wow": "Week over week", "mom": "Month over month", "yoy": "Year over year"}
 PREVIOUS_LABELS = {"wow": "a week earlier", "mom": "a month earlier", "yoy": "a year earlier"}
 PALETTE = qualitative.Plotly + qualitative.D3
+ADVERB = {"hour": "Hourly", "day": "Daily", "week": "Weekly", "month": "Monthly", "quarter": "Quarterly",
+          "year": "Yearly"}
+CHART_CONFIG = {"displaylogo": False, "modeBarButtonsToRemove": ["select2d", "lasso2d", "autoScale2d"]}
 
 
 @dataclass(frozen=True)
@@ -71,9 +74,10 @@ def totals_bars(totals: list[dict], name_key: str, value_key: str, palette: dict
     return fig
 
 
-def trend(answer: dict, dim: str, palette: dict[str, str], title: str) -> go.Figure:
+def trend(answer: dict, dim: str, palette: dict[str, str], title: str, from_zero: bool = True) -> go.Figure:
     """A line per series of a `metric_series(..., by=[dim])` answer, in palette order; with `compare`, the
-    previous period's values as a dashed line of the same colour."""
+    previous period's values as a dashed line of the same colour. `from_zero=False` lets the y axis start
+    near the values (gauges such as stars, whose growth would look flat from zero)."""
     compare = answer.get("compare")
     order = {name: i for i, name in enumerate(palette)}
     series = sorted(answer["series"], key=lambda s: order.get(s["dims"][dim], len(order)))
@@ -91,4 +95,6 @@ def trend(answer: dict, dim: str, palette: dict[str, str], title: str) -> go.Fig
             fig.add_scatter(x=x, y=[p["previous"] for p in points], name=f"{name}, {PREVIOUS_LABELS[compare]}",
                             legendgroup=name, mode=mode, line=dict(color=color, width=1.5, dash="dash"),
                             opacity=0.75, hovertemplate=f"{name} {PREVIOUS_LABELS[compare]}: %{{y:,}}<extra></extra>")
+    fig.update_yaxes(rangemode="tozero" if from_zero else "normal")
+    fig.update_layout(showlegend=True)      # name the series even when there is only one
     return _layout(fig, title, dim.capitalize())

@@ -108,3 +108,34 @@ def clean_env(monkeypatch):
     for name in list(os.environ):
         if name.startswith("CASKALYTICS_"):
             monkeypatch.delenv(name)
+
+
+class RunningApi:
+    def __init__(self, base_url: str, process: subprocess.Popen):
+        self.base_url = base_url
+        self.process = process
+
+
+def start_api(cfg: config_module.Config, env: dict[str, str] | None = None) -> RunningApi:
+    """The real API in its own uvicorn process, as `make run` starts it."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1", "--port", str(port),
+         "--log-level", "warning"],
+        cwd=ROOT, env={**os.environ, "CASKALYTICS_CONFIG": str(cfg.path), **(env or {})})
+    wait_for_port(port)
+    return RunningApi(f"http://127.0.0.1:{port}", process)
+
+
+@pytest.fixture
+def api_server():
+    """Call with a config (and extra env); the server stops after the test."""
+    started: list[RunningApi] = []
+
+    def start(cfg, env=None):
+        started.append(start_api(cfg, env))
+        return started[-1]
+    yield start
+    for server in started:
+        server.process.terminate()
+        server.process.wait(10)

@@ -67,6 +67,9 @@ def _recompute(con, cfg: Config, source: str, tables: list[str], watermark: int,
     hours = con.execute("SELECT count(*) FROM affected_hours").fetchone()[0]
     metrics = metrics_of(source)
     names = ", ".join(sql_literal(m.name) for m in metrics)
+    if watermark == 0:
+        # A full rebuild (first run, or a new reporting time zone): the old zone's buckets must not survive.
+        con.execute(f"DELETE FROM lake.rollups WHERE metric IN ({names})")
     if hours:
         con.execute(f"DELETE FROM lake.metric_points WHERE metric IN ({names}) "
                     f"AND ts IN (SELECT h FROM affected_hours)")

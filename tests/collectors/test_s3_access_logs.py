@@ -14,20 +14,12 @@ from collectors.base import Batch
 from collectors.s3_access_logs import S3AccessLogs, key_at, key_time
 from collectors.s3_logparse import LogParser
 from conftest import FIXTURES
+from tests_support import log_line
 from pipeline import Writer, run_source
 from warehouse import ingest, queries
 from warehouse.lake import Reader
 
 S3_FIXTURES = FIXTURES / "s3_access_logs"
-OWNER = "79a59df900b949e55d96a1e698fbacedfd6e09d98eacf8f8d5218e7cd47ef2be"
-
-
-def log_line(when: str, request_id: str, operation="REST.GET.OBJECT", key="cdap-sdk/6.9.0/cdap-sdk-6.9.0.zip",
-             status=200, ip="198.51.100.7", agent="curl/8.4.0", bucket="downloads") -> str:
-    return (f'{OWNER} {bucket} [{when} +0000] {ip} - {request_id} {operation} {key} "GET /{bucket}/{key} HTTP/1.1" '
-            f'{status} - 1000 1000 12 3 "-" "{agent}" - hostid= SigV4 ECDHE-RSA-AES128-GCM-SHA256 AuthHeader '
-            f'{bucket}.s3.amazonaws.com TLSv1.2 - - us-east-1\n')
-
 
 def parse_file(path):
     con = duckdb.connect()
