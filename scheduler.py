@@ -23,6 +23,7 @@ import collectors
 import config as config_module
 from config import SCHEDULE_PATTERN, Config, ConfigError
 from pipeline import Writer, drain_inbox, one_line, run_source
+from warehouse import maintenance
 
 log = logging.getLogger("caskalytics.scheduler")
 INBOX_DRAIN_SECONDS = 5
@@ -57,6 +58,7 @@ def run_forever(cfg: Config) -> None:
         _on_schedule(settings.schedule).do(job)
         log.info("scheduled %s %s", name, settings.schedule)
     schedule.every(INBOX_DRAIN_SECONDS).seconds.do(_guarded("inbox drain", lambda: drain_inbox(writer)))
+    schedule.every(1).hours.do(_guarded("lake compaction", lambda: maintenance.compact(writer.con)))
     schedule.run_all()   # catch up at start: each source resumes from its cursor
     log.info("scheduler running; Ctrl-C to stop")
     try:

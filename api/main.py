@@ -44,9 +44,15 @@ def services() -> Services:
 
 
 def require_token(request: Request, svc: Services = Depends(services)) -> None:
-    """Bearer token for read endpoints when `[api] token_env` names a set variable."""
+    """Bearer token for read endpoints when `[api] token_env` names a set variable; without one, only
+    requests from this machine are answered."""
     expected = svc.cfg.secret(svc.cfg.api.token_env)
     if expected is None:
+        # No token configured: the read API is open to this machine only.
+        client = request.client.host if request.client else ""
+        if client not in ("127.0.0.1", "::1", "localhost", "testclient"):
+            raise HTTPException(401, f"set the variable named by [api] token_env ({svc.cfg.api.token_env}) "
+                                     "to serve read endpoints beyond localhost")
         return
     given = request.headers.get("authorization", "")
     if not hmac.compare_digest(given.encode(), f"Bearer {expected}".encode()):

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import os
 import sys
 import threading
 import time
@@ -36,22 +37,47 @@ TIMEZONE = "America/New_York"      # as in the demo config; the cube's bucketing
 
 
 class Phases:
-    """Wall seconds spent inside chosen functions (wrapped in place; nested phases are reported as-is)."""
+    """Wall and CPU seconds spent inside chosen functions (wrapped in place; nested phases are reported
+    as they are), and the peak RSS seen while each phase was the innermost one running."""
 
     def __init__(self):
         self.seconds: dict[str, float] = defaultdict(float)
+        self.cpu: dict[str, float] = defaultdict(float)
+        self.peak_mb: dict[str, float] = defaultdict(float)
+        self.running: list[str] = ["start-up"]
+        self._stop = threading.Event()
+        threading.Thread(target=self._sample_rss, daemon=True).start()
+
+    def _sample_rss(self) -> None:
+        page_mb = os.sysconf("SC_PAGE_SIZE") / 2**20
+        with open("/proc/self/statm") as statm:
+            while not self._stop.wait(0.01):
+                statm.seek(0)
+                rss = int(statm.read().split()[1]) * page_mb
+                phase = self.running[-1]
+                self.peak_mb[phase] = max(self.peak_mb[phase], rss)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def measure(self, phase: str, call):
+        start, cpu = time.perf_counter(), time.process_time()
+        self.running.append(phase)
+        try:
+            return call()
+        finally:
+            self.running.remove(phase)
+            self.seconds[phase] += time.perf_counter() - start
+            self.cpu[phase] += time.process_time() - cpu
 
     def wrap(self, owner, name: str, phase: str, *, materialize: bool = False) -> None:
         original = getattr(owner, name)
 
         @functools.wraps(original)
         def timed(*args, **kwargs):
-            start = time.perf_counter()
-            try:
-                result = original(*args, **kwargs)
-                return list(result) if materialize else result      # generators run inside the timer
-            finally:
-                self.seconds[phase] += time.perf_counter() - start
+            # A generator runs inside the timer only if it is consumed there.
+            return self.measure(phase, lambda: list(original(*args, **kwargs)) if materialize
+                               else original(*args, **kwargs))
         setattr(owner, name, timed)
 
     def wrap_by_table(self, owner, name: str, prefix: str) -> None:
@@ -59,22 +85,19 @@ class Phases:
         original = getattr(owner, name)
 
         def timed(con, table_name, *args, **kwargs):
-            start = time.perf_counter()
-            try:
-                return original(con, table_name, *args, **kwargs)
-            finally:
-                self.seconds[f"{prefix} {table_name}"] += time.perf_counter() - start
+            return self.measure(f"{prefix} {table_name}", lambda: original(con, table_name, *args, **kwargs))
         setattr(owner, name, timed)
 
     def wrap_concurrent(self, owner, name: str, phase: str) -> None:
-        """For calls that overlap in threads: the wall time during which at least one call was running."""
+        """For calls that overlap in threads: the time during which at least one call was running."""
         original, lock = getattr(owner, name), threading.Lock()
-        state = {"active": 0, "since": 0.0}
+        state = {"active": 0, "since": 0.0, "cpu": 0.0}
 
         def timed(*args, **kwargs):
             with lock:
                 if state["active"] == 0:
-                    state["since"] = time.perf_counter()
+                    state["since"], state["cpu"] = time.perf_counter(), time.process_time()
+                    self.running.append(phase)
                 state["active"] += 1
             try:
                 return original(*args, **kwargs)
@@ -82,7 +105,9 @@ class Phases:
                 with lock:
                     state["active"] -= 1
                     if state["active"] == 0:
+                        self.running.remove(phase)
                         self.seconds[phase] += time.perf_counter() - state["since"]
+                        self.cpu[phase] += time.process_time() - state["cpu"]
         setattr(owner, name, timed)
 
 
@@ -143,14 +168,14 @@ def main() -> None:
     phases.wrap(cube, "update", "cube")
 
     cfg = make_config(args)
-    start = time.perf_counter()
-    writer = pipeline.Writer(cfg)
-    opened = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
+    writer = phases.measure("open writer", lambda: pipeline.Writer(cfg))
     for name in args.variant:
         variants.apply(name, writer)
+    phases.running[0] = "collector, other"
     summary = pipeline.run_source(writer, "s3_access_logs")
-    seconds = time.perf_counter() - start
-    phases.seconds["open writer"] = opened - start
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+    phases.stop()
 
     con = writer.con
     stored = con.execute("SELECT count(*) FROM lake.raw_s3_access_logs").fetchone()[0]
@@ -158,10 +183,11 @@ def main() -> None:
                             "AND metric = 'downloads'").fetchone()[0]
     files = con.execute("SELECT count(*) FROM ducklake_list_files('lake', 'raw_s3_access_logs')").fetchone()[0]
     writer.close()
-    print(json.dumps({"seconds": seconds, "records": summary.records, "inserted": summary.inserted,
+    print(json.dumps({"seconds": seconds, "cpu_seconds": cpu, "records": summary.records, "inserted": summary.inserted,
                       "quarantined": summary.quarantined, "batches": summary.batches, "stored": stored,
                       "downloads": downloads, "data_files": files, "variants": args.variant,
-                      "phases": dict(phases.seconds)}))
+                      "phases": dict(phases.seconds), "phases_cpu": dict(phases.cpu),
+                      "phases_peak_mb": dict(phases.peak_mb)}))
 
 
 if __name__ == "__main__":

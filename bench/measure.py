@@ -24,6 +24,7 @@ PYTHON = sys.executable
 @dataclass
 class Run:
     seconds: float          # wall time of the whole child process
+    cpu_seconds: float      # its user + system CPU time (all threads)
     peak_mb: float          # its peak resident set size
     stdout: str
 
@@ -39,7 +40,8 @@ def run_measured(command: list[str], env: dict | None = None, quiet: bool = Fals
     process.returncode = os.waitstatus_to_exitcode(status)
     if process.returncode != 0:
         raise SystemExit(f"{command[0]} exited with {process.returncode}")
-    return Run(seconds, usage.ru_maxrss / 1024, stdout)       # Linux: ru_maxrss is in KiB
+    # Linux: ru_maxrss is in KiB.
+    return Run(seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, stdout)
 
 
 @dataclass

@@ -36,9 +36,11 @@ WORKER = str(BENCH / "ingest_worker.py")
 class Row:
     name: str
     lines: int
-    seconds: float          # the measured work (Caskalytics: open the warehouse + run_source)
-    process_seconds: float  # the whole process, with interpreter start-up and imports
-    peak_mb: float
+    seconds: float          # wall time of the measured work (Caskalytics: open the warehouse + run_source)
+    cpu_seconds: float      # CPU time of the same (user + system, all threads)
+    process_seconds: float  # wall time of the whole process, with interpreter start-up and imports
+    peak_mb: float          # peak RSS of the whole process
+    load: float             # 1-minute load average when it finished: above the core count, times are noisy
     detail: dict | None = None
 
     @property
@@ -52,8 +54,8 @@ def goaccess(data: Dataset) -> tuple[Row, int]:
                         "--time-format=%H:%M:%S", "-o", str(report)], quiet=True)
     general = json.loads(report.read_text())["general"]
     version = os.popen(f"{GOACCESS} --version").readline().split("-")[-1].strip().rstrip(".")
-    return Row(f"GoAccess {version} (AWSS3)", general["valid_requests"], run.seconds, run.seconds,
-               run.peak_mb), general["failed_requests"]
+    return Row(f"GoAccess {version} (AWSS3)", general["valid_requests"], run.seconds, run.cpu_seconds, run.seconds,
+               run.peak_mb, os.getloadavg()[0]), general["failed_requests"]
 
 
 def caskalytics(mode: str, data: Dataset, label: str, variant: list[str] = (), moto: MotoServer | None = None) -> Row:
@@ -70,7 +72,8 @@ def caskalytics(mode: str, data: Dataset, label: str, variant: list[str] = (), m
     if result["stored"] != data.lines or result["quarantined"]:
         print(f"  note: {label}: {result['stored']:,} of {data.lines:,} lines stored, "
               f"{result['quarantined']:,} quarantined")
-    return Row(label, result["records"], result["seconds"], run.seconds, run.peak_mb, result)
+    return Row(label, result["records"], result["seconds"], result["cpu_seconds"], run.seconds, run.peak_mb,
+               os.getloadavg()[0], result)
 
 
 def end_to_end(data: Dataset, label: str) -> tuple[Row, float]:
@@ -80,14 +83,18 @@ def end_to_end(data: Dataset, label: str) -> tuple[Row, float]:
 
 
 def phase_table(row: Row) -> list[str]:
-    """Where the worker's time went, with commit split into the two inserts and the rest."""
-    phases = dict(row.detail["phases"])
-    inserts = sum(v for k, v in phases.items() if k.startswith("insert "))
-    phases["commit (other: catalog, bookkeeping)"] = phases.pop("commit (total)", 0.0) - inserts
-    phases["other (collector, ledger lookups)"] = row.seconds - sum(phases.values())
-    lines = [f"  {name:<42}{seconds:7.2f} s {100 * seconds / row.seconds:5.1f} %"
-             for name, seconds in sorted(phases.items(), key=lambda item: -item[1])]
-    return lines + [f"  {'total':<42}{row.seconds:7.2f} s"]
+    """Where the worker's time went (wall, CPU, peak RSS while the phase ran), commit split into its inserts
+    and the rest (catalog writes, bookkeeping rows)."""
+    wall, cpu, peak = (dict(row.detail[k]) for k in ("phases", "phases_cpu", "phases_peak_mb"))
+    for times, total in ((wall, row.seconds), (cpu, row.cpu_seconds)):
+        inserts = sum(v for k, v in times.items() if k.startswith("insert "))
+        times["commit, other"] = times.pop("commit (total)", 0.0) - inserts
+        times["collector, other"] = total - sum(times.values())
+    peak["commit, other"] = peak.pop("commit (total)", 0.0)
+    lines = [f"  {'phase':<32}{'wall s':>8}{'%':>7}{'CPU s':>8}{'peak RSS MB':>13}"]
+    lines += [f"  {name:<32}{seconds:8.2f}{100 * seconds / row.seconds:7.1f}{cpu[name]:8.2f}{peak.get(name, 0):13,.0f}"
+              for name, seconds in sorted(wall.items(), key=lambda item: -item[1])]
+    return lines + [f"  {'total':<32}{row.seconds:8.2f}{100:7.1f}{row.cpu_seconds:8.2f}{row.peak_mb:13,.0f}"]
 
 
 def main() -> None:
@@ -121,10 +128,11 @@ def main() -> None:
         rows.append(big_row)
 
     print()
-    print(f"{'':<40}{'lines':>11}{'seconds':>9}{'lines/s':>11}{'peak RSS MB':>13}{'process s':>11}")
+    print(f"{'':<40}{'lines':>11}{'seconds':>9}{'lines/s':>11}{'peak RSS MB':>13}{'CPU s':>8}"
+          f"{'process s':>11}{'load':>6}")
     for row in rows:
         print(f"{row.name:<40}{row.lines:>11,}{row.seconds:>9.2f}{row.lines_per_second:>11,.0f}"
-              f"{row.peak_mb:>13,.0f}{row.process_seconds:>11.2f}")
+              f"{row.peak_mb:>13,.0f}{row.cpu_seconds:>8.1f}{row.process_seconds:>11.2f}{row.load:>6.1f}")
     print()
     ratio = s3_row.lines_per_second / baseline.lines_per_second
     process_ratio = (s3_row.lines / s3_row.process_seconds) / baseline.lines_per_second
@@ -140,7 +148,9 @@ def main() -> None:
           f"stored {s3_row.detail['stored']:,} rows in {s3_row.detail['data_files']} Parquet files, "
           f"{s3_row.detail['batches']} batches")
     print(f"  not timed: moto upload {upload:.1f} s" + (f" ({big_upload:.1f} s for the larger run)" if big_row else "")
-          + "; 'seconds' for Caskalytics is opening the warehouse + run_source, 'process s' adds Python start-up")
+          + "; Caskalytics 'seconds' = open the warehouse + run_source; 'process s' adds Python start-up;")
+    print(f"  'load' = 1-minute load average at the end of the run ({os.cpu_count()} cores): above that, other "
+          f"processes shared the CPU and wall times are inflated")
     print()
     print(f"Where the time went, {s3_row.name} ({s3_row.lines:,} lines):")
     print("\n".join(phase_table(s3_row)))

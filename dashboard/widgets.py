@@ -90,7 +90,7 @@ def trend(answer: dict, dim: str, palette: dict[str, str], title: str, from_zero
         mode = "lines+markers" if len(points) <= 40 else "lines"
         fig.add_scatter(x=x, y=[p["value"] for p in points], name=name, legendgroup=name, mode=mode,
                         line=dict(color=color, width=2), customdata=[p["period"] for p in points],
-                        hovertemplate=f"{name}: %{{y:,}}<extra></extra>")
+                        hovertemplate=f"{name}: %{{y:,}} (%{{customdata}})<extra></extra>")
         if compare:
             fig.add_scatter(x=x, y=[p["previous"] for p in points], name=f"{name}, {PREVIOUS_LABELS[compare]}",
                             legendgroup=name, mode=mode, line=dict(color=color, width=1.5, dash="dash"),

@@ -436,6 +436,7 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "GitHub.com"
     sys_version = ""
     protocol_version = "HTTP/1.1"      # keep-alive, like the real API
+    disable_nagle_algorithm = True     # headers and body go out in separate writes: don't wait for an ACK
 
     @property
     def sim(self) -> GitHubSimulator:
@@ -507,18 +508,18 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(200, repo_json(h, moment, api, full=True))
         if rest == ["stargazers"]:
             with_time = STAR_MEDIA_TYPE in self.headers.get("Accept", "")
-            items = [stargazer_json(s, api, with_time) for s in h.stargazers_at(moment)]
-            items += self.sim.injected.get((h.full_name.lower(), "stargazers"), [])
+            items = h.stargazers_at(moment) + self.sim.injected.get((h.full_name.lower(), "stargazers"), [])
             media = "github.v3; param=star; format=json" if with_time else "github.v3; format=json"
-            return self._page(h, api, "stargazers", items, query, {"X-GitHub-Media-Type": media})
+            return self._page(h, api, "stargazers", items, lambda s: stargazer_json(s, api, with_time), query,
+                              {"X-GitHub-Media-Type": media})
         if rest == ["pulls"]:
-            return self._page(h, api, "pulls", self._pulls(h, moment, api, query), query)
+            return self._page(h, api, "pulls", self._pulls(h, moment, query),
+                              lambda p: pull_json(h, p, moment, api), query)
         if rest == ["releases"]:
             releases = sorted(h.releases_at(moment, include_drafts=auth), key=lambda r: (r.created_at, r.id),
                               reverse=True)
-            items = self.sim.injected.get((h.full_name.lower(), "releases"), []) + [
-                release_json(h, r, moment, api) for r in releases]
-            return self._page(h, api, "releases", items, query)
+            items = self.sim.injected.get((h.full_name.lower(), "releases"), []) + releases
+            return self._page(h, api, "releases", items, lambda r: release_json(h, r, moment, api), query)
         self._error(404, "Not Found")
 
     def _repository(self, segments: list[str]) -> tuple[RepoHistory | None, list[str]]:
@@ -531,7 +532,7 @@ class _Handler(BaseHTTPRequestHandler):
             return None, []
         return (self.sim.history(name), rest) if name in self.sim.histories else (None, [])
 
-    def _pulls(self, h: RepoHistory, moment: datetime, api: str, query: dict[str, str]) -> list:
+    def _pulls(self, h: RepoHistory, moment: datetime, query: dict[str, str]) -> list:
         state = query.get("state", "open")
         pulls = [p for p in h.pulls_at(moment)
                  if state == "all" or (state == "closed") == p.closed_by(moment)]
@@ -541,10 +542,11 @@ class _Handler(BaseHTTPRequestHandler):
             pulls.sort(key=lambda p: (p.created_at, p.number))
         if query.get("direction", "desc") == "desc":
             pulls.reverse()
-        return self.sim.injected.get((h.full_name.lower(), "pulls"), []) + [pull_json(h, p, moment, api) for p in pulls]
+        return self.sim.injected.get((h.full_name.lower(), "pulls"), []) + pulls
 
-    def _page(self, h: RepoHistory, api: str, listing: str, items: list, query: dict[str, str],
+    def _page(self, h: RepoHistory, api: str, listing: str, items: list, to_json, query: dict[str, str],
               headers: dict[str, str] | None = None) -> None:
+        """One page of `items` (model objects, or raw JSON a test injected) with GitHub's Link header."""
         per_page = min(100, max(1, int(query["per_page"]) if query.get("per_page", "").isdigit() else 30))
         page = max(1, int(query["page"]) if query.get("page", "").isdigit() else 1)
         last = max(1, math.ceil(len(items) / per_page))
@@ -559,7 +561,8 @@ class _Handler(BaseHTTPRequestHandler):
             links += [f'<{link(page + 1)}>; rel="next"', f'<{link(last)}>; rel="last"']
         if page > 1:
             links += [f'<{link(1)}>; rel="first"']
-        self._send(200, items[(page - 1) * per_page: page * per_page],
+        chosen = items[(page - 1) * per_page: page * per_page]
+        self._send(200, [item if isinstance(item, dict) else to_json(item) for item in chosen],
                    {**(headers or {}), **({"Link": ", ".join(links)} if links else {})})
 
     def _fail(self, fault: Fault) -> None:

@@ -156,9 +156,8 @@ class Chromium:
     def screenshot(self, path: Path, full_page: bool = True) -> Path:
         """A PNG of the page; `full_page` grows the viewport to the app's whole height first."""
         if full_page:
-            height = self.evaluate("""Math.max(window.innerHeight,
-                ...[...document.querySelectorAll('[data-testid="stMain"], [data-testid="stMainBlockContainer"]')]
-                   .map(e => e.scrollHeight))""")
+            height = self.evaluate("""Math.max(window.innerHeight, document.querySelector(
+                '[data-testid="stMainBlockContainer"]').getBoundingClientRect().bottom)""")
             self.call("Emulation.setDeviceMetricsOverride", width=self.width, height=int(height) + 40,
                       deviceScaleFactor=1, mobile=False)
             time.sleep(1.5)     # let Plotly redraw at the new size
