@@ -50,6 +50,10 @@ class ApiConfig(Section):
     token_env: str = "CASKALYTICS_API_TOKEN"
 
 
+class DashboardConfig(Section):
+    port: int = 8501
+
+
 class SourceConfig(Section):
     """Keys every source shares; each source adds its own."""
     enabled: bool = True
@@ -139,6 +143,7 @@ class Config(BaseModel):
     path: Path = Path("config.toml")
     warehouse: WarehouseConfig = WarehouseConfig()
     api: ApiConfig = ApiConfig()
+    dashboard: DashboardConfig = DashboardConfig()
     sources: SourcesConfig = SourcesConfig()
     demo: DemoConfig = DemoConfig()
     replication: ReplicationConfig = ReplicationConfig()

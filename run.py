@@ -1,7 +1,7 @@
 """`make run`: start every Caskalytics process (and, for the demo config, the local simulators), print the
 URLs, and stop them all cleanly on Ctrl-C.
 
-Processes: scheduler (`scheduler.py run`), API (uvicorn, [api] port), dashboard (streamlit, 8501),
+Processes: scheduler (`scheduler.py run`), API (uvicorn, [api] port), dashboard (streamlit, [dashboard] port),
 replication (litestream, when installed), and with `[demo] simulators = true`: a moto S3 server filled
 with a year and more of access logs, the GitHub REST simulator and its webhook sender.
 """
@@ -18,10 +18,10 @@ from pathlib import Path
 
 import config as config_module
 from config import ConfigError
+from pipeline import Writer
 
 ROOT = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
-DASHBOARD_PORT = 8501
 DEMO_SECRETS = {"DEMO_AWS_ACCESS_KEY_ID": "demo", "DEMO_AWS_SECRET_ACCESS_KEY": "demo",
                 "GITHUB_WEBHOOK_SECRET": "demo-webhook-secret"}
 
@@ -98,7 +98,7 @@ def main() -> int:
     env = dict(os.environ, PYTHONUNBUFFERED="1", CASKALYTICS_CONFIG=str(cfg.path))
     log_dir = cfg.warehouse_dir / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
-    busy = [p for p in (cfg.api.port, DASHBOARD_PORT) if not port_free(p)]
+    busy = [p for p in (cfg.api.port, cfg.dashboard.port) if not port_free(p)]
     if busy:
         print(f"error: port {busy[0]} is already in use (is Caskalytics already running?)", file=sys.stderr)
         return 1
@@ -121,17 +121,13 @@ def main() -> int:
                                                  "--webhook-url", f"http://127.0.0.1:{cfg.api.port}/webhooks/github",
                                                  "--secret-env", github.webhook_secret_env], env, log_dir)
             wait_for_port(cfg.demo.github_port, "GitHub simulator")
-        # The lake must exist before readers attach; the scheduler creates it, we wait for the catalog.
+        # Readers attach the lake read-only, so it must exist (with its tables) before they start.
+        Writer(cfg).close()
         processes.start("scheduler", [sys.executable, "scheduler.py", "run"], env, log_dir)
-        catalog = cfg.warehouse_dir / "lake.sqlite"
-        deadline = time.time() + 60
-        while not catalog.exists() and time.time() < deadline:
-            processes.check()
-            time.sleep(0.2)
         processes.start("api", [sys.executable, "-m", "uvicorn", "api.main:app", "--host", cfg.api.host,
                                 "--port", str(cfg.api.port)], env, log_dir)
         processes.start("dashboard", [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless",
-                                      "true", "--server.port", str(DASHBOARD_PORT),
+                                      "true", "--server.port", str(cfg.dashboard.port),
                                       "--browser.gatherUsageStats", "false"], env, log_dir)
         litestream = litestream_config(cfg, cfg.warehouse_dir / "litestream.yml")
         if litestream:
@@ -139,10 +135,10 @@ def main() -> int:
             processes.start("litestream", [shutil.which("litestream", path=str(BIN)) or "litestream",
                                            "replicate", "-config", str(litestream)], litestream_env, log_dir)
         wait_for_port(cfg.api.port, "API")
-        wait_for_port(DASHBOARD_PORT, "dashboard")
+        wait_for_port(cfg.dashboard.port, "dashboard")
         print(f"""
 Caskalytics is running{' on the demo simulators' if cfg.demo.simulators else ''}:
-  dashboard   http://localhost:{DASHBOARD_PORT}
+  dashboard   http://localhost:{cfg.dashboard.port}
   REST API    http://localhost:{cfg.api.port}   (docs: http://localhost:{cfg.api.port}/docs)
   warehouse   {cfg.warehouse_dir}   logs: {log_dir}
 The first collection of the demo history takes a minute; `python scheduler.py status` shows progress.

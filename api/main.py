@@ -12,6 +12,7 @@ import os
 from datetime import date
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 import config as config_module
@@ -110,6 +111,19 @@ def adoption_downloads(from_: date | None = Query(None, alias="from"), to: date 
     return queries.downloads_by_version(svc.reader.cursor(), svc.cfg, from_, to)
 
 
+async def read_capped(request: Request, limit: int) -> bytes:
+    """The request body, refusing more than `limit` bytes whether or not Content-Length says so."""
+    if int(request.headers.get("content-length") or 0) > limit:
+        raise HTTPException(413, f"payload larger than {limit // (1024 * 1024)} MB")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise HTTPException(413, f"payload larger than {limit // (1024 * 1024)} MB")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 @app.post("/webhooks/github")
 async def github_webhook(request: Request, svc: Services = Depends(services)):
     """Verify, store durably in the inbox, answer. Parsing happens later, in the scheduler's drain."""
@@ -117,10 +131,7 @@ async def github_webhook(request: Request, svc: Services = Depends(services)):
     if secret is None:
         raise HTTPException(503, "webhook secret not configured: set the variable named by "
                                  "[sources.github] webhook_secret_env")
-    length = int(request.headers.get("content-length") or 0)
-    if length > MAX_WEBHOOK_BYTES:
-        raise HTTPException(413, "payload larger than GitHub's 25 MB limit")
-    body = await request.body()
+    body = await read_capped(request, MAX_WEBHOOK_BYTES)
     signature = request.headers.get("x-hub-signature-256", "")
     expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
     if not hmac.compare_digest(signature.encode(), expected.encode()):
@@ -133,7 +144,7 @@ async def github_webhook(request: Request, svc: Services = Depends(services)):
         return {"ok": True, "pong": True}
     kept = {k: request.headers[k] for k in ("x-github-event", "x-github-delivery", "x-github-hook-id",
                                             "user-agent") if k in request.headers}
-    stored = svc.state.receive("github", delivery, kept, body)
+    stored = await run_in_threadpool(svc.state.receive, "github", delivery, kept, body)
     return JSONResponse({"ok": True, "duplicate": not stored}, status_code=202 if stored else 200)
 
 

@@ -131,14 +131,6 @@ def use_local_objects(root: Path) -> None:
     s3_access_logs._download = lambda client, bucket, key, folder, index: [root / key]
 
 
-def use_s3_collector_only() -> None:
-    """`collectors/__init__.py` imports every collector; the bench needs only this one."""
-    try:
-        import collectors.github  # noqa: F401
-    except ModuleNotFoundError:
-        pipeline.registry = lambda: {"s3_access_logs": s3_access_logs.S3AccessLogs()}
-
-
 def make_config(args) -> config.Config:
     source = {"bucket": args.bucket, "prefix": "logs/", "access_key_id_env": KEY_ENV,
               "secret_access_key_env": SECRET_ENV, "endpoint_url": args.endpoint or ""}
@@ -156,9 +148,9 @@ def main() -> None:
     parser.add_argument("--variant", action="append", default=[], help="an experiment from bench/variants.py")
     args = parser.parse_args()
 
-    use_s3_collector_only()
     if args.mode == "local":
         use_local_objects(args.objects)
+    after_open = [f for f in map(variants.apply, args.variant) if f]     # before the timers wrap what they swap
     phases = Phases()
     phases.wrap(s3_access_logs, "_list", "list", materialize=True)
     phases.wrap_concurrent(s3_access_logs, "_download", "download")
@@ -170,8 +162,8 @@ def main() -> None:
     cfg = make_config(args)
     start, cpu = time.perf_counter(), time.process_time()
     writer = phases.measure("open writer", lambda: pipeline.Writer(cfg))
-    for name in args.variant:
-        variants.apply(name, writer)
+    for change in after_open:
+        change(writer)
     phases.running[0] = "collector, other"
     summary = pipeline.run_source(writer, "s3_access_logs")
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
@@ -182,10 +174,16 @@ def main() -> None:
     downloads = con.execute("SELECT coalesce(sum(value), 0) FROM lake.rollups WHERE grain = 'year' "
                             "AND metric = 'downloads'").fetchone()[0]
     files = con.execute("SELECT count(*) FROM ducklake_list_files('lake', 'raw_s3_access_logs')").fetchone()[0]
+    # Fingerprints of what was stored, so that an experiment can be checked to change nothing.
+    raw_hash = con.execute("SELECT sum(hash(ts, bucket, request_id, operation, key, http_status, bytes_sent, "
+                           "user_agent, host_id, log_object))::VARCHAR FROM lake.raw_s3_access_logs").fetchone()[0]
+    cube_hash = con.execute("SELECT sum(hash(grain, bucket, metric, dims, value))::VARCHAR "
+                            "FROM lake.rollups").fetchone()[0]
     writer.close()
     print(json.dumps({"seconds": seconds, "cpu_seconds": cpu, "records": summary.records, "inserted": summary.inserted,
                       "quarantined": summary.quarantined, "batches": summary.batches, "stored": stored,
                       "downloads": downloads, "data_files": files, "variants": args.variant,
+                      "raw_hash": raw_hash, "cube_hash": cube_hash,
                       "phases": dict(phases.seconds), "phases_cpu": dict(phases.cpu),
                       "phases_peak_mb": dict(phases.peak_mb)}))
 

@@ -64,7 +64,7 @@ def _field(obj: Any, *path: str, required: bool = True) -> Any:
     value = obj
     for depth, key in enumerate(path):
         if not isinstance(value, dict):
-            raise Malformed(f"{'.'.join(path[:depth]) or 'the payload'} is not an object")
+            raise Malformed(f"{'.'.join(path[:depth])} is not an object" if depth else "not a JSON object")
         value = value.get(key)
         if value is None:
             if required:

@@ -93,8 +93,8 @@ def trend(answer: dict, dim: str, palette: dict[str, str], title: str, from_zero
                         hovertemplate=f"{name}: %{{y:,}} (%{{customdata}})<extra></extra>")
         if compare:
             fig.add_scatter(x=x, y=[p["previous"] for p in points], name=f"{name}, {PREVIOUS_LABELS[compare]}",
-                            legendgroup=name, mode=mode, line=dict(color=color, width=1.5, dash="dash"),
-                            opacity=0.75, hovertemplate=f"{name} {PREVIOUS_LABELS[compare]}: %{{y:,}}<extra></extra>")
+                            legendgroup=name, mode="lines", line=dict(color=color, width=1.5, dash="dash"),
+                            opacity=0.6, hovertemplate=f"{name} {PREVIOUS_LABELS[compare]}: %{{y:,}}<extra></extra>")
     fig.update_yaxes(rangemode="tozero" if from_zero else "normal")
     fig.update_layout(showlegend=True)      # name the series even when there is only one
     return _layout(fig, title, dim.capitalize())

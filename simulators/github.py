@@ -333,7 +333,8 @@ def release_json(h: RepoHistory, release: Release, moment: datetime, api: str) -
     url = f"{api}/repos/{h.full_name}/releases/{release.id}"
     draft = release.published_at > moment
     return {
-        "url": url, "assets_url": f"{url}/assets", "html_url": f"https://github.com/{h.full_name}/releases/tag/{release.tag}",
+        "url": url, "assets_url": f"{url}/assets",
+        "html_url": f"https://github.com/{h.full_name}/releases/tag/{release.tag}",
         "id": release.id, "author": user_json(h.owner + "-bot", api, "Bot"), "node_id": _node_id("Release", release.id),
         "tag_name": release.tag, "target_commitish": "develop", "name": f"{h.full_name.split('/')[1]} {release.tag}",
         "draft": draft, "prerelease": release.prerelease, "created_at": iso(release.created_at),
@@ -349,6 +350,12 @@ def stargazer_json(star: Star, api: str, with_time: bool) -> dict:
 
 
 # -- the server ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Raw:
+    """JSON a test injected into a listing, served as is (it may be deliberately malformed)."""
+    value: object
+
+
 @dataclass(frozen=True)
 class Fault:
     status: int                  # 0 = drop the connection without an answer
@@ -367,6 +374,7 @@ class GitHubSimulator:
         self.faults: deque[Fault] = deque()
         self.injected: dict[tuple[str, str], list] = {}
         self.requests: list[str] = []    # every API request path, for tests that check what was asked
+        self.served = 0
         self._lock = threading.RLock()
         self._server: ThreadingHTTPServer | None = None
 
@@ -374,6 +382,7 @@ class GitHubSimulator:
     def start(self) -> GitHubSimulator:
         self._server = ThreadingHTTPServer((self.host, self.port), _Handler)
         self._server.daemon_threads = True
+        self._server.block_on_close = False     # idle keep-alive connections must not hold up stop()
         self._server.simulator = self
         self.port = self._server.server_address[1]
         threading.Thread(target=self._server.serve_forever, name="github-simulator", daemon=True).start()
@@ -422,25 +431,23 @@ class GitHubSimulator:
     def inject_items(self, repo: str, listing: str, items: list) -> None:
         """Add raw JSON items to a listing ("stargazers", "pulls", "releases"): where newest items go."""
         with self._lock:
-            self.injected.setdefault((repo.lower(), listing), []).extend(items)
+            self.injected.setdefault((repo.lower(), listing), []).extend(Raw(item) for item in items)
 
-    def _next_fault(self) -> Fault | None:
+    def take_fault(self) -> Fault | None:
         with self._lock:
             return self.faults.popleft() if self.faults else None
 
 
-_RATE_LIMIT_USED = [0]
-
-
 class _Handler(BaseHTTPRequestHandler):
-    server_version = "GitHub.com"
-    sys_version = ""
     protocol_version = "HTTP/1.1"      # keep-alive, like the real API
     disable_nagle_algorithm = True     # headers and body go out in separate writes: don't wait for an ACK
 
     @property
     def sim(self) -> GitHubSimulator:
         return self.server.simulator
+
+    def version_string(self) -> str:
+        return "GitHub.com"
 
     def log_message(self, fmt: str, *args) -> None:
         log.debug("%s " + fmt, self.address_string(), *args)
@@ -449,13 +456,14 @@ class _Handler(BaseHTTPRequestHandler):
     def _send(self, status: int, body, headers: dict[str, str] | None = None) -> None:
         data = json.dumps(body, indent=2).encode()
         self.send_response(status)
-        _RATE_LIMIT_USED[0] += 1
+        self.sim.served += 1
+        used = self.sim.served % 5000          # plausible rate-limit headers; the quota never runs out here
         reset = (int(time.time()) // 3600 + 1) * 3600
         for name, value in {
             "Content-Type": "application/json; charset=utf-8", "Content-Length": str(len(data)),
             "X-GitHub-Api-Version-Selected": "2022-11-28", "X-GitHub-Request-Id": uuid.uuid4().hex[:20].upper(),
-            "X-RateLimit-Limit": "5000", "X-RateLimit-Remaining": str(max(1, 5000 - _RATE_LIMIT_USED[0] % 5000)),
-            "X-RateLimit-Reset": str(reset), "X-RateLimit-Used": str(_RATE_LIMIT_USED[0] % 5000),
+            "X-RateLimit-Limit": "5000", "X-RateLimit-Remaining": str(5000 - used), "X-RateLimit-Reset": str(reset),
+            "X-RateLimit-Used": str(used),
             "X-RateLimit-Resource": "core", **(headers or {}),
         }.items():
             self.send_header(name, value)
@@ -490,7 +498,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         self.sim.requests.append(self.path)
-        fault = self.sim._next_fault()
+        fault = self.sim.take_fault()
         if fault is not None:
             return self._fail(fault)
         auth = self._authenticated()
@@ -552,7 +560,8 @@ class _Handler(BaseHTTPRequestHandler):
         last = max(1, math.ceil(len(items) / per_page))
 
         def link(number: int) -> str:
-            return f"{api}/repositories/{h.repo_id}/{listing}?" + urlencode({**query, "per_page": per_page, "page": number})
+            query_string = urlencode({**query, "per_page": per_page, "page": number})
+            return f"{api}/repositories/{h.repo_id}/{listing}?{query_string}"
 
         links = []
         if page > 1:
@@ -562,7 +571,7 @@ class _Handler(BaseHTTPRequestHandler):
         if page > 1:
             links += [f'<{link(1)}>; rel="first"']
         chosen = items[(page - 1) * per_page: page * per_page]
-        self._send(200, [item if isinstance(item, dict) else to_json(item) for item in chosen],
+        self._send(200, [item.value if isinstance(item, Raw) else to_json(item) for item in chosen],
                    {**(headers or {}), **({"Link": ", ".join(links)} if links else {})})
 
     def _fail(self, fault: Fault) -> None:

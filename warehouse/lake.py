@@ -67,9 +67,17 @@ def connect(cfg: Config, *, read_only: bool) -> duckdb.DuckDBPyConnection:
     options = [f"DATA_PATH '{data_path(cfg)}'", f"DATA_INLINING_ROW_LIMIT {INLINE_ROW_LIMIT}"]
     if read_only:
         options.append("READ_ONLY")
+    def attach():
+        try:
+            con.execute(f"ATTACH 'ducklake:sqlite:{catalog}' AS lake ({', '.join(options)})")
+        except duckdb.Error as exc:
+            # Another process (the writer, Litestream's checkpoint) may hold the catalog for a moment.
+            if is_commit_conflict(exc):
+                raise Retryable(str(exc)) from exc
+            raise
     try:
-        con.execute(f"ATTACH 'ducklake:sqlite:{catalog}' AS lake ({', '.join(options)})")
-    except duckdb.Error as exc:
+        retry(attach, attempts=8, base_delay=0.1, max_delay=2.0, what="attach the lake")
+    except (duckdb.Error, Retryable) as exc:
         con.close()
         raise WarehouseError(f"cannot attach the lake at {catalog}: {exc}") from None
     return con

@@ -83,12 +83,27 @@ def _gauge_from(observations: str) -> str:
 
 def github_sql(metric: str) -> str:
     if metric == "github.stars":
+        # Exact counts come from webhook payloads and snapshots. Between them (a webhook outage), the
+        # stargazer history fills in: the last exact count plus the stars given since it. The history
+        # lists current stargazers only, so anchoring on exact counts keeps unstars from skewing it.
         return _gauge_from("""
-            SELECT ts, repo, stars AS value, 2 AS priority FROM lake.raw_github_events
-              WHERE event IN ('star', 'watch') AND stars IS NOT NULL
-            UNION ALL SELECT ts, repo, stars, 2 FROM lake.raw_github_snapshots
-            UNION ALL SELECT ts, repo, row_number() OVER (PARTITION BY repo ORDER BY ts, login), 1
-              FROM lake.raw_github_stargazers""")
+            WITH exact AS (
+                SELECT ts, repo, stars AS value FROM lake.raw_github_events
+                  WHERE event IN ('star', 'watch') AND stars IS NOT NULL
+                UNION ALL SELECT ts, repo, stars FROM lake.raw_github_snapshots),
+            history AS (
+                SELECT ts, repo, row_number() OVER (PARTITION BY repo ORDER BY ts, login) AS starred_so_far
+                FROM lake.raw_github_stargazers),
+            anchors AS (
+                SELECT e.ts, e.repo, e.value, coalesce(h.starred_so_far, 0) AS starred_so_far
+                FROM exact e ASOF LEFT JOIN history h ON e.repo = h.repo AND e.ts >= h.ts)
+            SELECT ts, repo, value, 2 AS priority FROM exact
+            UNION ALL
+            SELECT h.ts, h.repo,
+                   CASE WHEN a.ts IS NULL THEN h.starred_so_far
+                        ELSE a.value + h.starred_so_far - a.starred_so_far END,
+                   1
+            FROM history h ASOF LEFT JOIN anchors a ON h.repo = a.repo AND h.ts >= a.ts""")
     if metric == "github.forks":
         return _gauge_from("""
             SELECT ts, repo, forks AS value, 2 AS priority FROM lake.raw_github_events

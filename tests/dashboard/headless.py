@@ -156,9 +156,10 @@ class Chromium:
     def screenshot(self, path: Path, full_page: bool = True) -> Path:
         """A PNG of the page; `full_page` grows the viewport to the app's whole height first."""
         if full_page:
-            height = self.evaluate("""Math.max(window.innerHeight, document.querySelector(
-                '[data-testid="stMainBlockContainer"]').getBoundingClientRect().bottom)""")
-            self.call("Emulation.setDeviceMetricsOverride", width=self.width, height=int(height) + 40,
+            height = self.evaluate("""Math.max(...[...document.querySelectorAll(
+                '[data-testid="stMainBlockContainer"] [data-testid="stElementContainer"]')]
+                .map(e => e.getBoundingClientRect().bottom + window.scrollY)) + 48""")
+            self.call("Emulation.setDeviceMetricsOverride", width=self.width, height=max(int(height), 400),
                       deviceScaleFactor=1, mobile=False)
             time.sleep(1.5)     # let Plotly redraw at the new size
         data = self.call("Page.captureScreenshot", format="png", captureBeyondViewport=True)["data"]
@@ -175,7 +176,11 @@ class Chromium:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
-        shutil.rmtree(self.profile, ignore_errors=True)
+        for _ in range(10):    # helper processes may still write into the profile for a moment
+            shutil.rmtree(self.profile, ignore_errors=True)
+            if not self.profile.exists():
+                break
+            time.sleep(0.3)
 
     def __enter__(self) -> "Chromium":
         return self

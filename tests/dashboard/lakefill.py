@@ -35,7 +35,8 @@ repos = {json.dumps(list(repos))}
 
 
 def download(ts: datetime, version: str, artifact: str = "cdap", *, status: int = 200,
-             operation: str = "REST.GET.OBJECT", remote_ip: str = "203.0.113.7", bucket: str = "downloads-logs") -> dict:
+             operation: str = "REST.GET.OBJECT", remote_ip: str = "203.0.113.7",
+             bucket: str = "downloads-logs") -> dict:
     """One `raw_s3_access_logs` row: a GET of `<artifact>/<version>/<artifact>-sandbox-<version>.zip`."""
     key = f"{artifact}/{version}/{artifact}-sandbox-{version}.zip"
     return {"ts": ts, "bucket": bucket, "request_id": f"REQ{next(_request_ids):012d}", "operation": operation,

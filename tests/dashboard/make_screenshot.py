@@ -3,7 +3,7 @@
     python tests/dashboard/make_screenshot.py                       # demo-like data in a temp warehouse
     python tests/dashboard/make_screenshot.py --config config.toml  # an existing warehouse (e.g. after make run)
 
-Without --config it generates 14 months of realistic-looking data through the real write path
+Without --config it generates 18 months of realistic-looking data through the real write path
 (pipeline.Writer -> ingest.commit -> cube.update): daily downloads of four CDAP versions, each adopted after
 its release and fading after the next, with weekly seasonality, a holiday dip and growth; and stargazers of
 two repositories. Then it runs `streamlit run app.py` and captures the page with headless Chromium.
@@ -24,8 +24,8 @@ import numpy as np  # noqa: E402
 import headless  # noqa: E402
 import lakefill  # noqa: E402
 
-DAYS = 430
-RELEASES = {"6.7.0": -150, "6.8.0": 60, "6.9.0": 215, "6.10.0": 370}     # day offsets from the first day
+DAYS = 560
+RELEASES = {"6.7.0": -60, "6.8.0": 150, "6.9.0": 345, "6.10.0": 500}     # day offsets from the first day
 WEEKDAY = [1.0, 1.05, 1.05, 1.0, 0.9, 0.5, 0.55]                         # Monday .. Sunday
 HOUR_WEIGHTS = np.array([2, 1.5, 1.2, 1, 1, 1.2, 1.8, 2.5, 3.5, 4.2, 4.8, 5, 5.2, 5.6, 6, 6, 5.8, 5.2, 4.6, 4,
                          3.5, 3.2, 2.8, 2.4])                            # UTC: Europe and America awake
@@ -49,8 +49,9 @@ def demo_downloads(first: date, rng: np.random.Generator) -> list[dict]:
             weights.append(adopted * fading)
         for version, weight in zip(versions, weights):
             count = rng.poisson(base * weight / sum(weights))
+            midnight = datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
             for hour, second in zip(rng.choice(24, size=count, p=hours), rng.integers(0, 3600, size=count)):
-                ts = datetime(day.year, day.month, day.day, int(hour), tzinfo=timezone.utc) + timedelta(seconds=int(second))
+                ts = midnight + timedelta(hours=int(hour), seconds=int(second))
                 rows.append(lakefill.download(ts, version, remote_ip=f"198.51.100.{rng.integers(1, 255)}"))
     return rows
 
@@ -88,7 +89,7 @@ def main() -> None:
     parser.add_argument("--config", type=Path, help="screenshot this config's warehouse instead of demo data")
     parser.add_argument("--out", type=Path, default=headless.ROOT / "docs" / "dashboard.png")
     parser.add_argument("--keep", type=Path, help="build the demo warehouse in this folder and keep it")
-    parser.add_argument("--query", default="grain=day", help="URL query for the view, e.g. 'grain=week&compare=yoy'")
+    parser.add_argument("--query", default="grain=week&compare=yoy", help="the view, as the app's URL query")
     args = parser.parse_args()
     if not headless.CHROMIUM.exists():
         sys.exit(f"{headless.CHROMIUM} is missing: apt-get install -y chromium")

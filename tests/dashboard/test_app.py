@@ -3,7 +3,7 @@ in-process with Streamlit's AppTest, and in a real `streamlit run` server render
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -94,6 +94,21 @@ def test_changing_the_grain_rerenders_at_that_grain(warehouse, monkeypatch):
     assert lines(stars) == {"caskdata/cdap": [11, 30, 100, 100]}
     assert metrics(at)["Downloads"] == "160"            # the totals cover the date range, not whole weeks
     assert at.query_params["grain"] == "week"          # the view is bookmarkable
+
+
+def test_range_and_version_pickers_narrow_the_charts(warehouse, monkeypatch):
+    at = run_app(warehouse, monkeypatch)
+    at.multiselect[0].set_value(["6.9.0"]).run()
+    assert not at.exception
+    assert lines(charts(at)["Daily downloads by version"]) == {"6.9.0": [3] * DAYS}
+    assert charts(at)["Downloads by version"]["data"][0]["y"] == [60, 100]     # the totals still show all
+
+    at.date_input(key="range_day").set_value((date(2024, 3, 19), date(2024, 3, 27))).run()
+    assert not at.exception
+    assert metrics(at)["Downloads"] == "16"                                     # 03-19 and 03-20 only
+    at.date_input(key="range_day").set_value((date(2024, 3, 25), date(2024, 3, 27))).run()
+    assert [m.value for m in at.info] == ["No downloads between 2024-03-25 and 2024-03-27."]
+    assert lines(charts(at)["GitHub stars by repository (at the end of each day)"]) == {"caskdata/cdap": [100] * 3}
 
 
 @pytest.mark.parametrize("grain", ["hour", "day", "week", "month", "quarter", "year"])
