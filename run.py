@@ -2,11 +2,12 @@
 URLs, and stop them all cleanly on Ctrl-C.
 
 Processes: scheduler (`scheduler.py run`), API (uvicorn, [api] port), dashboard (streamlit, [dashboard] port),
-replication (litestream, when installed), and with `[demo] simulators = true`: a moto S3 server filled
-with a year and more of access logs, the GitHub REST simulator and its webhook sender.
+replication (litestream), and with `[demo] simulators = true`: each enabled source's simulator from
+`simulators/` (started as its `demo_process(cfg)` says), plus a moto S3 server for the access logs.
 """
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
 import signal
@@ -70,6 +71,25 @@ def port_free(port: int) -> bool:
         return probe.connect_ex(("127.0.0.1", port)) != 0
 
 
+def start_simulators(cfg, processes: Processes, env: dict[str, str], log_dir: Path) -> None:
+    """Each enabled source with a module in simulators/ gets its simulator, started as that module's
+    `demo_process(cfg)` says. S3 logs need an S3-compatible server first: moto."""
+    print("Starting the demo simulators...")
+    if "s3_access_logs" in cfg.enabled_sources():
+        processes.start("moto", [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(cfg.demo.moto_port)],
+                        env, log_dir)
+        wait_for_port(cfg.demo.moto_port, "moto server")
+    for source in cfg.enabled_sources():
+        try:
+            module = importlib.import_module(f"simulators.{source}")
+        except ModuleNotFoundError:
+            continue
+        args, port = module.demo_process(cfg)
+        processes.start(f"{source}-simulator", [sys.executable, "-m", f"simulators.{source}", *args], env, log_dir)
+        if port:
+            wait_for_port(port, f"{source} simulator")
+
+
 def litestream_config(cfg, path: Path) -> Path | None:
     """Replicate the two SQLite files (lake catalog, state) to the replica folder or bucket."""
     binary = shutil.which("litestream", path=str(BIN)) or shutil.which("litestream")
@@ -107,20 +127,7 @@ def main() -> int:
         if cfg.demo.simulators:
             for name, value in DEMO_SECRETS.items():
                 env.setdefault(name, value)
-            print("Starting the demo simulators (S3 on moto, GitHub)...")
-            s3 = cfg.sources.s3_access_logs
-            processes.start("moto", [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(cfg.demo.moto_port)],
-                            env, log_dir)
-            wait_for_port(cfg.demo.moto_port, "moto server")
-            processes.start("s3-simulator", [sys.executable, "-m", "simulators.s3_logs", "--endpoint",
-                                                       s3.endpoint_url, "--bucket", s3.bucket, "--prefix", s3.prefix,
-                                                       "--live"], env, log_dir)
-            github = cfg.sources.github
-            processes.start("github-simulator", [sys.executable, "-m", "simulators.github", "--port",
-                                                 str(cfg.demo.github_port), "--repos", ",".join(github.repos),
-                                                 "--webhook-url", f"http://127.0.0.1:{cfg.api.port}/webhooks/github",
-                                                 "--secret-env", github.webhook_secret_env], env, log_dir)
-            wait_for_port(cfg.demo.github_port, "GitHub simulator")
+            start_simulators(cfg, processes, env, log_dir)
         # Readers attach the lake read-only, so it must exist (with its tables) before they start.
         Writer(cfg).close()
         processes.start("scheduler", [sys.executable, "scheduler.py", "run"], env, log_dir)

@@ -9,7 +9,7 @@ import hashlib
 import hmac
 import logging
 import os
-from datetime import date
+from datetime import date, datetime
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
@@ -101,6 +101,46 @@ def metric_series(metric: str, grain: str = "day", from_: date | None = Query(No
                   by: list[str] = Query([]), svc: Services = Depends(services)):
     request = SeriesRequest(metric, grain, from_, to, _where(where), by or None, compare)
     return queries.metric_series(svc.reader.cursor(), svc.cfg, request)
+
+
+def _at(at: str | None) -> datetime | None:
+    """`?at=YYYY-MM-DD` (or `YYYY-MM-DDTHH:MM` for hours), local to the reporting time zone."""
+    if at is None:
+        return None
+    try:
+        return datetime.fromisoformat(at)
+    except ValueError:
+        raise QueryError(f"at must be a date as YYYY-MM-DD (or YYYY-MM-DDTHH:MM), got {at!r}") from None
+
+
+PIPELINE_FIELDS = {"rawleads": "salesforce.raw_leads", "mql": "salesforce.mqls",
+                   "inquiries": "salesforce.inquiries", "opp": "salesforce.opportunities"}
+WEBTRAFFIC_FIELDS = {"sessions": "web.sessions", "newVisitors": "web.new_visitors",
+                     "returningVisitors": "web.returning_visitors", "blogViewers": "web.blog_views"}
+
+
+@app.get("/pipeline/{period}", dependencies=[Depends(require_token)])
+def pipeline(period: str, at: str | None = None, svc: Services = Depends(services)):
+    return queries.period_summary(svc.reader.cursor(), svc.cfg, period, _at(at), PIPELINE_FIELDS)
+
+
+@app.get("/awareness/webtraffic/{period}", dependencies=[Depends(require_token)])
+def webtraffic(period: str, at: str | None = None, svc: Services = Depends(services)):
+    return queries.period_summary(svc.reader.cursor(), svc.cfg, period, _at(at), WEBTRAFFIC_FIELDS)
+
+
+@app.get("/awareness/socialmedia/subscribers", dependencies=[Depends(require_token)])
+def social_subscribers(svc: Services = Depends(services)):
+    cur = svc.reader.cursor()
+    return {"youtube": {"views": queries.lifetime_total(cur, svc.cfg, "youtube.views"),
+                        "subscribers": queries.latest_value(cur, svc.cfg, "youtube.subscribers")},
+            "linkedin": queries.latest_value(cur, svc.cfg, "linkedin.followers"),
+            "twitter": queries.latest_value(cur, svc.cfg, "twitter.followers")}
+
+
+@app.get("/awareness/seo", dependencies=[Depends(require_token)])
+def seo_share_of_voice(svc: Services = Depends(services)):
+    return queries.latest_value(svc.reader.cursor(), svc.cfg, "seo.share_of_voice", by="brand")
 
 
 @app.get("/adoption/downloads", dependencies=[Depends(require_token)])

@@ -69,6 +69,14 @@ def malloc_trim(_value: str) -> AfterOpen:
     return None
 
 
+def mmap_threshold(value: str) -> AfterOpen:
+    """glibc raises its mmap threshold (up to 32 MB) each time a large block is freed, after which DuckDB's
+    256 KB buffers come from the heap and freed ones stay resident. A fixed threshold keeps them mmapped, so
+    a freed buffer goes back to the OS. (Same as MALLOC_MMAP_THRESHOLD_=VALUE in the environment.)"""
+    ctypes.CDLL("libc.so.6").mallopt(-3, int(value or 131072))     # -3: M_MMAP_THRESHOLD
+    return None
+
+
 # --- code changes, as they would be proposed --------------------------------------------------------------
 
 def dedupe_only_if_needed(_value: str) -> AfterOpen:
@@ -270,6 +278,7 @@ VARIANTS: dict[str, Callable[[str], AfterOpen]] = {
     "download_workers": download_workers,
     "no_partition": no_partition,
     "malloc_trim": malloc_trim,
+    "mmap_threshold": mmap_threshold,
     "dedupe_only_if_needed": dedupe_only_if_needed,
     "stage_in_place": stage_in_place,
     "ddl_in_one_transaction": ddl_in_one_transaction,

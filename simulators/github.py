@@ -701,6 +701,15 @@ class WebhookSender:
 
 
 # -- command line -------------------------------------------------------------------------------------------
+def demo_process(cfg) -> tuple[list[str], int | None]:
+    """How `make run` starts this simulator for the demo config: arguments, and the port to wait for."""
+    github = cfg.sources.github
+    port = urlsplit(github.api_url).port or 80
+    return ["--port", str(port), "--repos", ",".join(github.repos),
+            "--webhook-url", f"http://127.0.0.1:{cfg.api.port}/webhooks/github",
+            "--secret-env", github.webhook_secret_env], port
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m simulators.github", description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")

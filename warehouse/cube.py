@@ -57,8 +57,9 @@ def update(con: duckdb.DuckDBPyConnection, cfg: Config) -> dict[str, int]:
 
 def _recompute(con, cfg: Config, source: str, tables: list[str], watermark: int, latest: int, tz: str) -> int:
     new_hours = " UNION ".join(
-        f"SELECT DISTINCT date_trunc('hour', ts) AS h FROM lake.{t} WHERE _batch > {watermark} AND _batch <= {latest}"
-        for t in tables)
+        f"SELECT DISTINCT date_trunc('hour', {column}) AS h FROM lake.{t} "
+        f"WHERE _batch > {watermark} AND _batch <= {latest} AND {column} IS NOT NULL"
+        for t in tables for column in ("ts", *INGEST_TABLES[t].also_affects))
     con.execute(f"CREATE OR REPLACE TEMP TABLE affected_hours AS {new_hours}")
     if source in RECOMPUTE_FROM_EARLIEST or watermark == 0:
         every_hour = " UNION ".join(f"SELECT DISTINCT date_trunc('hour', ts) AS h FROM lake.{t}" for t in tables)

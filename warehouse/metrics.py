@@ -125,6 +125,17 @@ def github_sql(metric: str) -> str:
         WHERE {AFFECTED} GROUP BY ALL"""
 
 
+def observation_sql(table: str, metric: Metric) -> str:
+    """Hourly points from an observation table (schema.observation_table): the latest fetch of each
+    (dims, ts), then summed (counter) or last-by-time (gauge) within the hour."""
+    combine = "sum(value)" if metric.kind == COUNTER else "arg_max(value, observed)"
+    return f"""
+        SELECT date_trunc('hour', observed) AS ts, dims, {combine} AS value
+        FROM (SELECT ts AS observed, dims, arg_max(value, fetched_at) AS value FROM lake.{table}
+              WHERE metric = {sql_literal(metric.name)} AND {AFFECTED} GROUP BY ts, dims)
+        GROUP BY ALL"""
+
+
 def hourly_sql(cfg: Config, metric: Metric) -> str:
     if metric.name == "downloads":
         return downloads_sql(cfg)

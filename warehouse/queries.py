@@ -216,3 +216,45 @@ def downloads_by_version(cur, cfg: Config, start: date | None, end: date | None)
     totals = [{"version": s["dims"]["version"], "dl": sum(p["value"] for p in s["points"])} for s in series["series"]]
     totals.sort(key=lambda t: _version_key(t["version"]), reverse=True)
     return {"downloads": totals}
+
+
+def period_bounds(cur, grain: str, at: datetime) -> tuple[datetime, datetime]:
+    """Local start of the `grain` period holding the local time `at`, and the next period's start."""
+    if grain not in GRAINS:
+        raise QueryError(f"period must be one of {', '.join(GRAINS)}, got {grain!r}")
+    start, following = cur.execute(f"SELECT date_trunc('{grain}', ?::TIMESTAMP), "
+                                   f"date_trunc('{grain}', ?::TIMESTAMP) + INTERVAL 1 {grain}", [at, at]).fetchone()
+    return start, following
+
+
+def period_summary(cur, cfg: Config, grain: str, at: datetime | None, fields: dict[str, str]) -> dict:
+    """`{start, end, <field>: value, ...}` for the period holding `at` (default: now), one value per metric
+    in `fields` (answer field -> metric): a counter's total in the period, a gauge's value at its end.
+    `end` is the period's last day (for hours: its start hour)."""
+    at = at or datetime.now(ZoneInfo(cfg.warehouse.timezone)).replace(tzinfo=None)
+    start, following = period_bounds(cur, grain, at)
+    last_day = (following - timedelta(days=1)).date() if grain != "hour" else start.date()
+    label = _label(start, grain)
+    answer: dict = {"start": label, "end": label if grain == "hour" else last_day.isoformat()}
+    for field, metric in fields.items():
+        series = metric_series(cur, cfg, SeriesRequest(metric, grain, start.date(), last_day))
+        answer[field] = next((p["value"] for p in series["points"] if p["start"] == label), 0)
+    return answer
+
+
+def latest_value(cur, cfg: Config, metric: str, by: str | None = None) -> float | int | dict:
+    """A gauge's current value (summed over its dimensions, or per value of `by`)."""
+    now = today(cfg)
+    series = metric_series(cur, cfg, SeriesRequest(metric, "day", now, now, by=[by] if by else None))
+    if by:
+        return {s["dims"][by]: s["points"][-1]["value"] for s in series["series"]}
+    return series["points"][-1]["value"]
+
+
+def lifetime_total(cur, cfg: Config, metric: str) -> float | int:
+    """A counter's total over all stored data."""
+    extent = data_extent(cur, metric)
+    if extent is None:
+        return 0
+    series = metric_series(cur, cfg, SeriesRequest(metric, "year", extent[0], extent[1]))
+    return _number(sum(p["value"] for p in series["points"]))

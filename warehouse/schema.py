@@ -14,10 +14,24 @@ class RawTable:
     key: tuple[str, ...]         # natural record key: re-ingesting a key never adds a row
     same_key_same_ts: bool = False   # lets dedupe look only at the batch's time range (large tables)
     time_partitioned: bool = True
+    # Other time columns whose hours a new row changes in the cube (e.g. a Salesforce lead's CreatedDate
+    # when a later version of the record arrives).
+    also_affects: tuple[str, ...] = ()
 
     @property
     def column_names(self) -> list[str]:
         return [part.strip().split()[0] for part in self.columns.split(",")]
+
+
+def observation_table(source: str) -> RawTable:
+    """The raw table of a source that reports ready-made numbers (report APIs, follower counts).
+
+    Every fetch is kept (append-only); `fetched_at` is part of the key, and the cube uses the latest fetch
+    of each (metric, dims, ts), so a re-fetched day that the API finalised late replaces the earlier value
+    instead of adding to it. Daily values are stamped 12:00 UTC of their date, so they fall on that date in
+    any reporting time zone from UTC-11 to UTC+11."""
+    return RawTable(f"raw_{source}", "ts TIMESTAMPTZ, metric VARCHAR, dims VARCHAR, value DOUBLE, fetched_at TIMESTAMPTZ",
+                    key=("metric", "dims", "ts", "fetched_at"))
 
 
 INGEST_TABLES: dict[str, RawTable] = {t.name: t for t in [

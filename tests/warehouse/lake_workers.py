@@ -3,6 +3,7 @@ API and the dashboard sessions do). Each reports one message on the queue and ne
 from __future__ import annotations
 
 import json
+import logging
 import sys
 import time
 import traceback
@@ -34,9 +35,17 @@ def rows(tag: str, batch: int, size: int) -> list[dict]:
              "user_agent": "curl/8", "http_status": 200} for j in range(size)]
 
 
-def write_batches(directory: str, tag: str, batches: int, size: int, cube_every: int, go, queue) -> None:
+def write_batches(directory: str, tag: str, batches: int, size: int, cube_every: int, go, queue,
+                  pause: float = 0.0) -> None:
     """A scheduler: commit `batches` batches of `size` rows, each with its cursor; roll up every
-    `cube_every` batches and at the end (0: never)."""
+    `cube_every` batches and at the end (0: never). Reports the error (or None) and the retries it needed."""
+    retries: list[str] = []
+
+    class CountRetries(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            retries.append(record.getMessage())
+
+    logging.getLogger("caskalytics.retry").addHandler(CountRetries(logging.WARNING))
     try:
         import pipeline
         from collectors.base import Batch
@@ -52,12 +61,14 @@ def write_batches(directory: str, tag: str, batches: int, size: int, cube_every:
             assert result.inserted == size, result
             if cube_every and (i + 1) % cube_every == 0:
                 cube.update(writer.con, cfg)
+            time.sleep(pause)
         if cube_every:
             cube.update(writer.con, cfg)
         writer.close()
-        queue.put(("done", tag, None))
+        error = None
     except BaseException:
-        queue.put(("done", tag, traceback.format_exc()))
+        error = traceback.format_exc()
+    queue.put(("done", tag, {"error": error, "retries": len(retries), "retry_messages": retries[-3:]}))
 
 
 def read_loop(directory: str, name: str, mode: str, size: int, cursor_source: str, go, stop, queue) -> None:

@@ -8,7 +8,7 @@ requests (206) from download managers, HEAD probes, 304s and 404s, and an outage
 AWS delivers late, under keys that sort before ones already read (the collector's re-list window and
 ledger catch them).
 
-    python -m simulators.s3_logs --endpoint http://127.0.0.1:5055 --bucket demo-download-logs [--live]
+    python -m simulators.s3_access_logs --endpoint http://127.0.0.1:5055 --bucket demo-download-logs [--live]
 """
 from __future__ import annotations
 
@@ -134,6 +134,12 @@ def run_live(client, bucket: str, prefix: str, every: float) -> None:
                               Body="".join(lines).encode())
         last = now
         time.sleep(every)
+
+
+def demo_process(cfg) -> tuple[list[str], int | None]:
+    """How `make run` starts this simulator for the demo config: arguments, and the port to wait for."""
+    s3 = cfg.sources.s3_access_logs
+    return ["--endpoint", s3.endpoint_url, "--bucket", s3.bucket, "--prefix", s3.prefix, "--live"], None
 
 
 def main() -> None:
