@@ -10,7 +10,7 @@ import os
 import re
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -64,8 +64,12 @@ class SourceConfig(Section):
     @field_validator("schedule")
     @classmethod
     def readable_schedule(cls, value: str) -> str:
-        if not SCHEDULE_PATTERN.match(value):
-            raise ValueError(f"'every N minutes', 'every N hours' or 'daily at HH:MM', got {value!r}")
+        match = SCHEDULE_PATTERN.match(value)
+        possible = match and (int(match.group(1)) > 0 if match.group(1) else
+                              int(match.group(3)) < 24 and int(match.group(4)) < 60)
+        if not possible:
+            raise ValueError(f"'every N minutes', 'every N hours' or 'daily at HH:MM' (N > 0, a real time of day), "
+                             f"got {value!r}")
         return value
 
 
@@ -108,6 +112,76 @@ class GithubConfig(SourceConfig):
         return value
 
 
+class SalesforceConfig(SourceConfig):
+    """OAuth 2.0 against `login_url` (client-credentials, or username-password), then SOQL over REST.
+    Lead stages: a lead is an inquiry / MQL from the first time its Status is one of the listed values, or
+    the named Lead field (a date, datetime or checkbox, e.g. a custom MQL_Date__c) is set."""
+    login_url: str = "https://login.salesforce.com"     # token endpoint: <login_url>/services/oauth2/token
+    grant_type: Literal["client_credentials", "password"] = "client_credentials"
+    client_id_env: str = "SALESFORCE_CLIENT_ID"
+    client_secret_env: str = "SALESFORCE_CLIENT_SECRET"
+    username: str = ""                                   # password grant only
+    password_env: str = "SALESFORCE_PASSWORD"            # password grant: password + security token
+    instance_url: str = ""                               # "" = the instance_url the token answer names
+    api_version: str = "59.0"
+    ca_bundle: str = ""                                  # PEM file of CAs to trust; "" = the system CAs
+    inquiry_statuses: list[str] = ["Working - Contacted", "Closed - Converted"]
+    mql_statuses: list[str] = ["Closed - Converted"]
+    inquiry_field: str = ""
+    mql_field: str = ""
+    status_history: bool = True          # read LeadHistory (Status tracked) to date stages reached between runs
+    overlap_minutes: int = Field(default=5, ge=0)       # re-read: SystemModstamp can commit slightly late
+
+    @field_validator("inquiry_field", "mql_field")
+    @classmethod
+    def api_field_name(cls, value: str) -> str:
+        if value and not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", value):
+            raise ValueError(f"a Lead field API name such as 'MQL_Date__c', got {value!r}")
+        return value
+
+
+class YoutubeConfig(SourceConfig):
+    """YouTube Analytics (daily views, subscribers gained/lost) and the Data API (current subscriber count),
+    with an OAuth 2.0 refresh token exchanged at `token_url`."""
+    channel_id: str = "MINE"             # "MINE" = the channel the OAuth grant belongs to, or a "UC..." channel id
+    analytics_url: str = "https://youtubeanalytics.googleapis.com/"
+    data_api_url: str = "https://youtube.googleapis.com/"
+    token_url: str = "https://oauth2.googleapis.com/token"
+    client_id_env: str = "YOUTUBE_CLIENT_ID"
+    client_secret_env: str = "YOUTUBE_CLIENT_SECRET"
+    refresh_token_env: str = "YOUTUBE_REFRESH_TOKEN"
+    schedule: str = "every 6 hours"
+    chunk_days: int = Field(default=30, ge=1)
+    late_days: int = Field(default=3, ge=0)   # YouTube revises the most recent days: re-ask them until older
+
+    @field_validator("channel_id")
+    @classmethod
+    def mine_or_channel_id(cls, value: str) -> str:
+        if value != "MINE" and not re.fullmatch(r"UC[\w-]{22}", value):
+            raise ValueError(f"'MINE' or a channel id such as 'UCxqx59koIGfGRRGeEm5qzjQ', got {value!r}")
+        return value
+
+
+class TwitterConfig(SourceConfig):
+    """X/Twitter API v2 follower counts of `accounts` (app-only bearer token). X keeps no follower
+    history: the series starts at the first poll."""
+    accounts: list[str]                  # usernames, without the @
+    api_url: str = "https://api.twitter.com"
+    bearer_token_env: str = "TWITTER_BEARER_TOKEN"
+    schedule: str = "every 1 hour"
+
+    @field_validator("accounts")
+    @classmethod
+    def usernames(cls, value: list[str]) -> list[str]:
+        value = [name.removeprefix("@") for name in value]
+        for name in value:
+            if not re.fullmatch(r"\w{1,15}", name, re.ASCII):
+                raise ValueError(f"X usernames (1 to 15 letters, digits or _), got {name!r}")
+        if not value:
+            raise ValueError("at least one username")
+        return value
+
+
 class OtherSourceConfig(SourceConfig):
     """Sources not built yet keep their sections loadable (the contract names them)."""
     model_config = ConfigDict(extra="allow")
@@ -116,11 +190,11 @@ class OtherSourceConfig(SourceConfig):
 class SourcesConfig(Section):
     s3_access_logs: S3AccessLogsConfig | None = None
     github: GithubConfig | None = None
-    salesforce: OtherSourceConfig | None = None
+    salesforce: SalesforceConfig | None = None
     beacon: OtherSourceConfig | None = None
-    youtube: OtherSourceConfig | None = None
+    youtube: YoutubeConfig | None = None
     linkedin: OtherSourceConfig | None = None
-    twitter: OtherSourceConfig | None = None
+    twitter: TwitterConfig | None = None
     meltwater: OtherSourceConfig | None = None
     seo: OtherSourceConfig | None = None
 
@@ -198,5 +272,6 @@ def from_dict(data: dict[str, Any], path: str | Path = "config.toml") -> Config:
         elif first["type"] == "extra_forbidden":
             expected = "is not a known key"
         else:
-            expected = "expected " + first["msg"].removeprefix("Value error, ")
+            message = first["msg"].removeprefix("Value error, ").removeprefix("Input should be ")
+            expected = "expected " + message
         raise ConfigError(f"{path}: {key} {expected}") from None

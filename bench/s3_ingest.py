@@ -20,6 +20,7 @@ import argparse
 import json
 import os
 import shutil
+import subprocess
 import tempfile
 import time
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ from measure import BENCH, OUT, PYTHON, Dataset, MotoServer, dataset, run_measur
 
 SPEED_TARGET = 5.0       # x GoAccess lines/s
 MEMORY_TARGET_MB = 512
-GOACCESS = "/usr/bin/goaccess"
+GOACCESS = shutil.which("goaccess") or "/usr/bin/goaccess"
 WORKER = str(BENCH / "ingest_worker.py")
 
 
@@ -53,7 +54,8 @@ def goaccess(data: Dataset) -> tuple[Row, int]:
     run = run_measured([GOACCESS, str(data.file), "--log-format=AWSS3", "--date-format=%d/%b/%Y",
                         "--time-format=%H:%M:%S", "-o", str(report)], quiet=True)
     general = json.loads(report.read_text())["general"]
-    version = os.popen(f"{GOACCESS} --version").readline().split("-")[-1].strip().rstrip(".")
+    banner = subprocess.run([GOACCESS, "--version"], capture_output=True, text=True).stdout.splitlines()[0]
+    version = banner.split("-")[-1].strip().rstrip(".")          # "GoAccess - 1.7."
     return Row(f"GoAccess {version} (AWSS3)", general["valid_requests"], run.seconds, run.cpu_seconds, run.seconds,
                run.peak_mb, os.getloadavg()[0]), general["failed_requests"]
 
@@ -105,7 +107,7 @@ def main() -> None:
     parser.add_argument("--object-mb", type=float, default=4.0, help="size of each generated log object")
     args = parser.parse_args()
     OUT.mkdir(exist_ok=True)
-    if not shutil.which(GOACCESS):
+    if not os.path.exists(GOACCESS):
         raise SystemExit("GoAccess is not installed: apt-get install goaccess")
 
     data = dataset(args.lines, args.seed, args.object_mb)

@@ -37,13 +37,19 @@ class _TimeoutSession(requests.Session):
 
     def request(self, method, url, **kwargs):
         kwargs.setdefault("timeout", self.timeout)
+        # Per request, because requests lets $REQUESTS_CA_BUNDLE override a session's own `verify`.
+        kwargs.setdefault("verify", self.verify)
         return super().request(method, url, **kwargs)
 
 
-def new_session(headers: dict[str, str] | None = None, timeout: float = DEFAULT_TIMEOUT) -> requests.Session:
-    """A session whose every request has `timeout` unless the call gives its own."""
+def new_session(headers: dict[str, str] | None = None, timeout: float = DEFAULT_TIMEOUT,
+                ca_bundle: str = "") -> requests.Session:
+    """A session whose every request has `timeout` unless the call gives its own, and trusts the CAs in the
+    PEM file `ca_bundle` (a private or test CA) instead of the system's when one is given."""
     session = _TimeoutSession(timeout)
     session.headers.update(headers or {})
+    if ca_bundle:
+        session.verify = ca_bundle
     return session
 
 

@@ -24,6 +24,7 @@ GRAINS = ("hour", "day", "week", "month", "quarter", "year")
 SOURCE_TABLES = {
     "s3_access_logs": ["raw_s3_access_logs"],
     "github": [name for name in INGEST_TABLES if name.startswith("raw_github_")],
+    "salesforce": [name for name in INGEST_TABLES if name.startswith("raw_salesforce_")],
 }
 
 
@@ -62,7 +63,8 @@ def _recompute(con, cfg: Config, source: str, tables: list[str], watermark: int,
         for t in tables for column in ("ts", *INGEST_TABLES[t].also_affects))
     con.execute(f"CREATE OR REPLACE TEMP TABLE affected_hours AS {new_hours}")
     if source in RECOMPUTE_FROM_EARLIEST or watermark == 0:
-        every_hour = " UNION ".join(f"SELECT DISTINCT date_trunc('hour', ts) AS h FROM lake.{t}" for t in tables)
+        every_hour = " UNION ".join(f"SELECT DISTINCT date_trunc('hour', {column}) AS h FROM lake.{t}"
+                                    for t in tables for column in ("ts", *INGEST_TABLES[t].also_affects))
         con.execute(f"""CREATE OR REPLACE TEMP TABLE affected_hours AS
             SELECT h FROM ({every_hour}) WHERE h >= (SELECT min(h) FROM affected_hours)""")
     hours = con.execute("SELECT count(*) FROM affected_hours").fetchone()[0]

@@ -105,7 +105,9 @@ def write_transaction(con: duckdb.DuckDBPyConnection, work, *, what: str = "comm
             if isinstance(exc, duckdb.Error) and is_commit_conflict(exc):
                 raise Retryable(str(exc)) from exc
             raise
-    return retry(attempt, attempts=8, base_delay=0.05, max_delay=2.0, what=what)
+    # A CLI backfill may run beside the scheduler: a commit that overlaps the other writer's loses and is
+    # redone whole, so allow for a busy minute.
+    return retry(attempt, attempts=20, base_delay=0.05, max_delay=5.0, what=what)
 
 
 class Reader:

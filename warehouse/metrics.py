@@ -33,6 +33,12 @@ CATALOG: dict[str, Metric] = {m.name: m for m in [
     Metric("github.watchers", GAUGE, "github", ("repo",), "Watchers (subscribers) of the repository"),
     Metric("github.pull_requests_opened", COUNTER, "github", ("repo",), "Pull requests opened"),
     Metric("github.releases", COUNTER, "github", ("repo",), "Releases published"),
+    Metric("salesforce.raw_leads", COUNTER, "salesforce", (), "Leads created (by CreatedDate)"),
+    Metric("salesforce.inquiries", COUNTER, "salesforce", (),
+           "Leads that became inquiries ([sources.salesforce] inquiry_statuses / inquiry_field), when they did"),
+    Metric("salesforce.mqls", COUNTER, "salesforce", (),
+           "Leads that became marketing-qualified ([sources.salesforce] mql_statuses / mql_field), when they did"),
+    Metric("salesforce.opportunities", COUNTER, "salesforce", (), "Opportunities created (by CreatedDate)"),
 ]}
 
 # Sources whose gauges are reconstructed from cumulative history: a late record changes every later hour.
@@ -136,9 +142,34 @@ def observation_sql(table: str, metric: Metric) -> str:
         GROUP BY ALL"""
 
 
+def salesforce_sql(cfg: Config, metric: Metric) -> str:
+    """Each lead or opportunity counts once: raw leads and opportunities in the hour they were created,
+    inquiries and MQLs in the hour the lead first reached the stage (its earliest stored version, LeadHistory
+    status change or stage-field time that qualifies), however many versions were stored."""
+    if metric.name in ("salesforce.raw_leads", "salesforce.opportunities"):
+        table = "raw_salesforce_leads" if metric.name == "salesforce.raw_leads" else "raw_salesforce_opportunities"
+        first_seen = f"SELECT id, min(created_date) AS ts FROM lake.{table} GROUP BY id"
+    else:
+        settings = cfg.sources.salesforce
+        stage = "mql" if metric.name == "salesforce.mqls" else "inquiry"
+        statuses = settings.mql_statuses if stage == "mql" else settings.inquiry_statuses
+        in_stage = f"IN ({', '.join(sql_literal(s) for s in statuses)})" if statuses else "IS NULL AND FALSE"
+        first_seen = f"""
+            SELECT id, min(at) AS ts FROM (
+                SELECT id, ts AS at FROM lake.raw_salesforce_leads WHERE status {in_stage}
+                UNION ALL SELECT id, {stage}_field_at FROM lake.raw_salesforce_leads WHERE {stage}_field_at IS NOT NULL
+                UNION ALL SELECT id, ts FROM lake.raw_salesforce_lead_status_changes WHERE new_status {in_stage})
+            GROUP BY id"""
+    return f"""
+        SELECT date_trunc('hour', ts) AS ts, '{{}}' AS dims, count(*) AS value
+        FROM ({first_seen}) WHERE {AFFECTED} GROUP BY ALL"""
+
+
 def hourly_sql(cfg: Config, metric: Metric) -> str:
     if metric.name == "downloads":
         return downloads_sql(cfg)
+    if metric.source == "salesforce":
+        return salesforce_sql(cfg, metric)
     if metric.source == "github":
         return github_sql(metric.name)
     raise KeyError(metric.name)

@@ -62,6 +62,25 @@ INGEST_TABLES: dict[str, RawTable] = {t.name: t for t in [
     RawTable("raw_github_pulls", "ts TIMESTAMPTZ, repo VARCHAR, number BIGINT", key=("repo", "number")),
     RawTable("raw_github_releases", "ts TIMESTAMPTZ, repo VARCHAR, release_id BIGINT, tag VARCHAR",
              key=("repo", "release_id")),
+    # Salesforce: every version of a record (ts = SystemModstamp); a new version of an old record changes
+    # the hour it was created in. Status changes come from LeadHistory (ts = when the status changed; the
+    # status a lead was created with is a row at its CreatedDate with old_status NULL).
+    RawTable(
+        "raw_salesforce_leads",
+        "ts TIMESTAMPTZ, id VARCHAR, created_date TIMESTAMPTZ, last_modified_date TIMESTAMPTZ, status VARCHAR, "
+        "is_converted BOOLEAN, converted_date DATE, lead_source VARCHAR, inquiry_field_at TIMESTAMPTZ, "
+        "mql_field_at TIMESTAMPTZ, record JSON",
+        key=("id", "ts"), also_affects=("created_date", "inquiry_field_at", "mql_field_at"),
+    ),
+    RawTable("raw_salesforce_lead_status_changes", "ts TIMESTAMPTZ, id VARCHAR, old_status VARCHAR, new_status VARCHAR",
+             key=("id", "ts", "new_status")),
+    RawTable(
+        "raw_salesforce_opportunities",
+        "ts TIMESTAMPTZ, id VARCHAR, created_date TIMESTAMPTZ, last_modified_date TIMESTAMPTZ, name VARCHAR, "
+        "stage_name VARCHAR, amount DOUBLE, probability DOUBLE, close_date DATE, is_closed BOOLEAN, "
+        "is_won BOOLEAN, lead_source VARCHAR, account_name VARCHAR, record JSON",
+        key=("id", "ts"), also_affects=("created_date",),
+    ),
     # S3 log objects already read: a late-delivered object is read once, a re-listed one never again.
     RawTable("s3_objects_read", "bucket VARCHAR, key VARCHAR, etag VARCHAR, size BIGINT, lines BIGINT",
              key=("bucket", "key"), time_partitioned=False),

@@ -9,7 +9,8 @@ The recomputation follows the contract words, not the SQL:
 - a counter is the sum in the bucket (0 when empty); a gauge is the last observation at or before the
   bucket's end (carried through empty buckets, 0 before the first one);
 - previous values: wow = 7 days back, mom = 1 calendar month back, yoy = 364 days back for hour/day/week
-  and 1 calendar year back for month/quarter/year, truncated to the grain.
+  and 1 calendar year back for month/quarter/year, truncated to the grain; a previous hour that a DST
+  change skipped does not exist and is 0 (mirrors metric_series, for gauges too).
 """
 from __future__ import annotations
 
@@ -306,7 +307,7 @@ class Reference:
 
     def series(self, metric: str, grain: str, start: date, end: date, tz: str, *, where: dict | None = None,
                by: list[str] | None = None, compare: str | None = None) -> dict:
-        """What `metric_series` must answer (the keys the contract fixes)."""
+        """What `metric_series` must answer: the contract's keys, plus each point's `period` label."""
         where_key, by_key = _frozen(where), tuple(by or [])
         buckets = bucket_list(grain, start, end, tz)
 

@@ -133,3 +133,4 @@ def test_a_reader_cannot_attach_before_the_lake_exists(tmp_path):
         assert "does not exist yet" in str(exc)
     else:
         raise AssertionError("a read-only connect created or opened a missing lake")
+    assert not lake.catalog_path(cfg).exists()

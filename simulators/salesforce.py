@@ -1,0 +1,766 @@
+"""A local Salesforce org for the demo and the tests: the OAuth token endpoint and the REST query resource, in
+Salesforce's wire format, over HTTPS (simple-salesforce only builds https:// URLs), over deterministic
+generated lead and opportunity history.
+
+Endpoints (REST API, as on a real org; `vXX.X` is any version):
+
+    POST /services/oauth2/token             grant_type=client_credentials (client_id, client_secret) or
+                                            password (+ username, password): {"access_token", "instance_url", ...};
+                                            bad credentials: 400 {"error": "invalid_client"|"invalid_grant", ...}
+    GET  /services/data/vXX.X/query?q=SOQL  {"totalSize", "done", "nextRecordsUrl"?, "records": [...]}
+    GET  /services/data/vXX.X/query/<locator>-<offset>    the next page ("Query More Results")
+
+SOQL understood: `SELECT f, ..., Account.Name, (SELECT Field, OldValue, NewValue, CreatedDate FROM Histories
+[WHERE Field = 'Status']) FROM Lead|Opportunity [WHERE <field> <op> <literal> [AND ...]] [ORDER BY f [ASC|DESC]]
+[LIMIT n]`. Unknown fields answer 400 INVALID_FIELD, unparsable queries 400 MALFORMED_QUERY, a missing or
+expired token 401 INVALID_SESSION_ID; errors are JSON arrays of {message, errorCode}. Pages hold 2000
+records (`Sforce-Query-Options: batchSize=N` asks for fewer); the answer's `Date` header is the org's clock.
+
+History: from `start`, each day draws its leads from a generator seeded by (seed, day): more on weekdays,
+growing over the years, spikes before each monthly webinar and for a yearly conference week, whose badge
+scans are imported five days after the conference with their CreatedDate set to the scan time (Salesforce's
+"Set Audit Fields upon Record Creation"): old creation dates that appear late. Each lead then lives: it is
+contacted ("Working - Contacted", which also stamps the custom field MQL_Date__c), converted ("Closed -
+Converted", often with an opportunity) or closed; some get unrelated edits, some only a system touch
+(SystemModstamp moves, LastModifiedDate does not). Status changes are tracked in LeadHistory. Opportunities
+(from conversions and sales-sourced) move through the standard stages to Closed Won / Closed Lost. The org
+shows what had happened by its clock: the real time, or a time a test sets (`set_time`).
+
+Run: python -m simulators.salesforce --port 8092 --ca-file var/salesforce-demo-ca.pem \\
+        --client-id-env SALESFORCE_CLIENT_ID --client-secret-env SALESFORCE_CLIENT_SECRET
+"""
+from __future__ import annotations
+
+import argparse
+import bisect
+import email.utils
+import hashlib
+import json
+import logging
+import math
+import os
+import random
+import re
+import signal
+import ssl
+import sys
+import threading
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import trustme
+
+log = logging.getLogger("caskalytics.simulators.salesforce")
+UTC = timezone.utc
+DEFAULT_START = date(2025, 1, 1)
+API_VERSION = "59.0"
+PAGE_SIZE = 2000
+WEEKDAY_FACTOR = (1.1, 1.25, 1.2, 1.1, 0.85, 0.3, 0.25)       # Monday..Sunday
+HOUR_WEIGHTS = (1, 1, 1, 1, 1, 1, 2, 3, 5, 7, 9, 10, 10, 11, 12, 13, 13, 12, 10, 8, 6, 4, 2, 1)   # UTC, US day
+LEAD_SOURCES = (("Web", 50), ("Phone Inquiry", 6), ("Partner Referral", 10), ("Purchased List", 8),
+                ("Employee Referral", 4), ("Other", 7))
+COMPANIES = ("Acme", "Globex", "Initech", "Umbrella", "Hooli", "Stark", "Wayne", "Wonka", "Tyrell", "Cyberdyne",
+             "Soylent", "Vandelay", "Massive Dynamic", "Pied Piper", "Aperture", "Gringotts", "Oscorp", "Dunder")
+SUFFIXES = ("Corp", "Inc", "LLC", "Group", "Labs", "Systems", "Analytics", "Holdings")
+STAGES = (("Prospecting", 10), ("Qualification", 20), ("Needs Analysis", 30), ("Value Proposition", 50),
+          ("Proposal/Price Quote", 75), ("Negotiation/Review", 90))
+FORECAST = {"Prospecting": "Pipeline", "Qualification": "Pipeline", "Needs Analysis": "Pipeline",
+            "Value Proposition": "Pipeline", "Proposal/Price Quote": "Pipeline", "Negotiation/Review": "Commit",
+            "Closed Won": "Closed", "Closed Lost": "Omitted"}
+OPEN, WORKING, CONVERTED, NOT_CONVERTED = ("Open - Not Contacted", "Working - Contacted", "Closed - Converted",
+                                           "Closed - Not Converted")
+CONFERENCE = ((3, 17), (9, 22))          # (month, day) the yearly conference weeks start near
+IMPORT_DELAY = timedelta(days=5)
+INVALID_FIELD = ("\n{query}\n       ^\nERROR at Row:1:Column:8\nNo such column '{name}' on entity '{entity}'. If you "
+                 "are attempting to use a custom field, be sure to append the '__c' after the custom field name. "
+                 "Please reference your WSDL or the describe call for the appropriate names.")
+
+
+def sf_datetime(moment: datetime | None) -> str | None:
+    """Salesforce's datetime format: 2011-12-16T18:53:59.000+0000."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000+0000") if moment else None
+
+
+def record_id(prefix: str, number: int) -> str:
+    """An 18-character Salesforce id: key prefix, pod, a base-62 number, and the case-checksum suffix."""
+    digits = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+    body = ""
+    for _ in range(7):
+        number, rest = divmod(number, 62)
+        body = digits[rest] + body
+    base = prefix + "5g000" + body
+    suffix = ""
+    for chunk in (base[0:5], base[5:10], base[10:15]):
+        bits = sum(1 << i for i, c in enumerate(chunk) if "A" <= c <= "Z")
+        suffix += "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"[bits]
+    return base + suffix
+
+
+def _poisson(rng: random.Random, mean: float) -> int:
+    if mean > 30:
+        return max(0, round(rng.gauss(mean, math.sqrt(mean))))
+    limit, count, product = math.exp(-mean), 0, rng.random()
+    while product > limit:
+        count += 1
+        product *= rng.random()
+    return count
+
+
+# -- generated history ------------------------------------------------------------------------------------
+@dataclass
+class Change:
+    at: datetime
+    fields: dict            # field -> new value; {} = a system touch (only SystemModstamp moves)
+
+
+@dataclass
+class SObject:
+    """One record: its values at creation and every later change. `visible_from` is when it was inserted
+    (after CreatedDate for audit-field imports)."""
+    type: str
+    id: str
+    created: datetime
+    visible_from: datetime
+    initial: dict
+    changes: list[Change] = field(default_factory=list)
+    change_times: list[datetime] = field(default_factory=list)
+
+    def add(self, at: datetime, **fields) -> None:
+        index = bisect.bisect_right(self.change_times, at)
+        self.changes.insert(index, Change(at, fields))
+        self.change_times.insert(index, at)
+
+    def modstamp(self, moment: datetime) -> datetime:
+        index = bisect.bisect_right(self.change_times, moment)
+        return self.change_times[index - 1] if index else self.visible_from
+
+    def state(self, moment: datetime) -> dict:
+        values = dict(self.initial, Id=self.id, CreatedDate=self.created, LastModifiedDate=self.visible_from,
+                      SystemModstamp=self.visible_from)
+        for change in self.changes[:bisect.bisect_right(self.change_times, moment)]:
+            values.update(change.fields)
+            values["SystemModstamp"] = change.at
+            if change.fields:
+                values["LastModifiedDate"] = change.at
+        return values
+
+    def status_history(self, moment: datetime) -> list[dict]:
+        """LeadHistory rows for Status up to `moment`."""
+        rows, status = [], self.initial.get("Status")
+        for change in self.changes[:bisect.bisect_right(self.change_times, moment)]:
+            if "Status" in change.fields and change.fields["Status"] != status:
+                rows.append({"Field": "Status", "OldValue": status, "NewValue": change.fields["Status"],
+                             "CreatedDate": change.at})
+                status = change.fields["Status"]
+        return rows
+
+
+@dataclass
+class Org:
+    """Every lead and opportunity the org ever gets, generated day by day up to `generated_through`."""
+    seed: int = 1
+    start: date = DEFAULT_START
+    scale: float = 1.0                      # leads per day multiplier (tests use small orgs)
+    leads: list[SObject] = field(default_factory=list)            # in visible_from order
+    opportunities: list[SObject] = field(default_factory=list)    # in visible_from order
+    generated_through: date = field(init=False)
+    _imports: list[SObject] = field(default_factory=list)         # audit-field imports not yet due
+
+    def __post_init__(self):
+        self.generated_through = self.start - timedelta(days=1)
+
+    def extend_to(self, last_day: date) -> None:
+        while self.generated_through < last_day:
+            self.generated_through += timedelta(days=1)
+            self._generate(self.generated_through)
+
+    # Campaign calendar: a webinar on the second Thursday of each month, a conference week twice a year.
+    @staticmethod
+    def webinar_day(day: date) -> date:
+        first = day.replace(day=1)
+        return first + timedelta(days=(3 - first.weekday()) % 7 + 7)
+
+    @staticmethod
+    def conference_week(day: date) -> bool:
+        for month, start_day in CONFERENCE:
+            start = date(day.year, month, start_day)
+            start -= timedelta(days=start.weekday())          # the Monday of that week
+            if start <= day < start + timedelta(days=4):
+                return True
+        return False
+
+    def _generate(self, day: date) -> None:
+        rng = random.Random(f"salesforce/{self.seed}/{day.isoformat()}")
+        midnight = datetime.combine(day, datetime.min.time(), UTC)
+
+        def moment(weights=HOUR_WEIGHTS) -> datetime:
+            hour = rng.choices(range(24), weights=weights)[0]
+            return midnight + timedelta(hours=hour, seconds=rng.randrange(3600))
+
+        growth = 1 + 0.5 * (day - self.start).days / 365.25
+        rate = 24 * self.scale * growth * WEEKDAY_FACTOR[day.weekday()]
+        webinar = self.webinar_day(day)
+        if 0 <= (webinar - day).days < 6:                     # registrations in the days before a webinar
+            rate_webinar = 12 * self.scale * growth * (1.5 if (webinar - day).days <= 1 else 1.0)
+        else:
+            rate_webinar = 0
+        created = [(moment(), rng.choices([s for s, _ in LEAD_SOURCES], [w for _, w in LEAD_SOURCES])[0])
+                   for _ in range(_poisson(rng, rate))]
+        created += [(moment(), "Webinar") for _ in range(_poisson(rng, rate_webinar))]
+        for when, source in sorted(created):
+            self.leads.append(self._lead(rng, when, when, source))
+        if self.conference_week(day):
+            for _ in range(_poisson(rng, 45 * self.scale * growth)):
+                scanned = midnight + timedelta(hours=rng.randrange(14, 23), seconds=rng.randrange(3600))
+                imported = datetime.combine(day + IMPORT_DELAY, datetime.min.time(), UTC) + timedelta(hours=15)
+                self._imports.append(self._lead(rng, scanned, imported + timedelta(seconds=len(self._imports)),
+                                                "Trade Show"))
+        due = [lead for lead in self._imports if lead.visible_from < midnight + timedelta(days=1)]
+        self._imports = [lead for lead in self._imports if lead not in due]
+        self.leads.extend(sorted(due, key=lambda lead: lead.visible_from))
+        if day.weekday() < 5:                                 # sales-sourced opportunities, no lead behind them
+            for _ in range(_poisson(rng, 1.5 * self.scale * growth)):
+                self._opportunity(rng, moment(), None, "Other")
+        self.leads.sort(key=lambda lead: lead.visible_from)
+        self.opportunities.sort(key=lambda opp: opp.visible_from)
+
+    def _lead(self, rng: random.Random, created: datetime, visible_from: datetime, source: str) -> SObject:
+        company = f"{rng.choice(COMPANIES)} {rng.choice(SUFFIXES)}"
+        lead = SObject("Lead", record_id("00Q", len(self.leads) + len(self._imports) + 1), created, visible_from,
+                       {"Status": OPEN, "LeadSource": source, "Company": company, "Rating": None,
+                        "IsConverted": False, "ConvertedDate": None, "MQL_Date__c": None})
+        at = visible_from
+        hot = source in ("Webinar", "Trade Show", "Partner Referral", "Employee Referral")
+        if rng.random() < (0.6 if hot else 0.4):
+            at += timedelta(hours=2 + rng.expovariate(1 / 36))
+            lead.add(at, Status=WORKING, MQL_Date__c=at)
+            if rng.random() < 0.35:
+                at += timedelta(hours=24 + rng.expovariate(1 / 200))
+                lead.add(at, Status=CONVERTED, IsConverted=True, ConvertedDate=at.date())
+                if rng.random() < 0.8:
+                    self._opportunity(rng, at, company, source)
+            elif rng.random() < 0.7:
+                at += timedelta(hours=48 + rng.expovariate(1 / 300))
+                lead.add(at, Status=NOT_CONVERTED)
+        elif rng.random() < 0.5:
+            at += timedelta(hours=72 + rng.expovariate(1 / 500))
+            lead.add(at, Status=NOT_CONVERTED)
+        if rng.random() < 0.3:                                # someone edits an unrelated field
+            lead.add(visible_from + timedelta(hours=rng.expovariate(1 / 400)), Rating=rng.choice(("Hot", "Warm",
+                                                                                                  "Cold")))
+        if rng.random() < 0.1:                                # a system job touches the record
+            lead.add(visible_from + timedelta(hours=rng.expovariate(1 / 400)))
+        return lead
+
+    def _opportunity(self, rng: random.Random, created: datetime, company: str | None, source: str) -> None:
+        company = company or f"{rng.choice(COMPANIES)} {rng.choice(SUFFIXES)}"
+        product = rng.choice(("Enterprise Subscription", "Support Renewal", "Professional Services", "Training"))
+        stage = rng.randrange(0, 2)
+        amount = float(rng.choice((15, 25, 35, 60, 90, 120, 250)) * 1000)
+        close = (created + timedelta(days=rng.randrange(30, 120))).date()
+        opp = SObject("Opportunity", record_id("006", len(self.opportunities) + 1), created, created,
+                      {"Name": f"{company} - {product}", "StageName": STAGES[stage][0], "Amount": amount,
+                       "Probability": float(STAGES[stage][1]), "CloseDate": close, "IsClosed": False,
+                       "IsWon": False, "LeadSource": source, "Account.Name": company})
+        at = created
+        while stage < len(STAGES) - 1 and rng.random() < 0.6:
+            stage += rng.randrange(1, 3)
+            stage = min(stage, len(STAGES) - 1)
+            at += timedelta(hours=24 + rng.expovariate(1 / 150))
+            opp.add(at, StageName=STAGES[stage][0], Probability=float(STAGES[stage][1]))
+        if rng.random() < 0.75:
+            won = rng.random() < 0.3 + 0.08 * stage
+            at += timedelta(hours=24 + rng.expovariate(1 / 300))
+            opp.add(at, StageName="Closed Won" if won else "Closed Lost", Probability=100.0 if won else 0.0,
+                    IsClosed=True, IsWon=won, CloseDate=at.date())
+        self.opportunities.append(opp)
+
+    def visible(self, sobject: str, moment: datetime) -> list[SObject]:
+        records = self.leads if sobject == "Lead" else self.opportunities
+        return records[:bisect.bisect_right([r.visible_from for r in records], moment)]
+
+
+# -- SOQL ---------------------------------------------------------------------------------------------------
+FIELDS = {
+    "Lead": ("Id", "CreatedDate", "LastModifiedDate", "SystemModstamp", "Status", "LeadSource", "Company", "Rating",
+             "IsConverted", "ConvertedDate", "MQL_Date__c"),
+    "Opportunity": ("Id", "CreatedDate", "LastModifiedDate", "SystemModstamp", "Name", "StageName", "Amount",
+                    "Probability", "CloseDate", "IsClosed", "IsWon", "LeadSource", "Account.Name"),
+}
+HISTORY_FIELDS = ("Field", "OldValue", "NewValue", "CreatedDate")
+SOQL = re.compile(r"^\s*SELECT\s+(?P<select>.+?)\s+FROM\s+(?P<object>\w+)(?:\s+WHERE\s+(?P<where>.+?))?"
+                  r"(?:\s+ORDER\s+BY\s+(?P<order>[\w.]+)(?:\s+(?P<direction>ASC|DESC))?)?"
+                  r"(?:\s+LIMIT\s+(?P<limit>\d+))?\s*$", re.IGNORECASE | re.DOTALL)
+SUBQUERY = re.compile(r"\(\s*SELECT\s+(?P<fields>[^()]+?)\s+FROM\s+Histories(?:\s+WHERE\s+Field\s*=\s*'(?P<field>\w+)')?"
+                      r"(?:\s+ORDER\s+BY\s+CreatedDate(?:\s+ASC)?)?\s*\)", re.IGNORECASE)
+CONDITION = re.compile(r"^\s*([\w.]+)\s*(<=|>=|!=|=|<|>)\s*(\S+|'[^']*')\s*$")
+
+
+class QueryError(Exception):
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass
+class Query:
+    sobject: str
+    fields: list[str]
+    history: tuple[list[str], str | None] | None
+    conditions: list[tuple[str, str, object]]
+    order: str | None
+    descending: bool
+    limit: int | None
+
+
+def literal(text: str):
+    if text.startswith("'") and text.endswith("'"):
+        return text[1:-1]
+    lowered = text.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if lowered == "null":
+        return None
+    if re.fullmatch(r"\d{4}-\d\d-\d\d", text):
+        return date.fromisoformat(text)
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        return moment if moment.tzinfo else None
+    except ValueError:
+        pass
+    try:
+        return float(text)
+    except ValueError:
+        raise QueryError("MALFORMED_QUERY", f"unexpected token: '{text}'") from None
+
+
+def parse_soql(text: str) -> Query:
+    match = SOQL.match(text)
+    if not match:
+        raise QueryError("MALFORMED_QUERY", f"unexpected token: '{text.split()[0] if text.split() else ''}'")
+    sobject = match["object"]
+    if sobject not in FIELDS:
+        raise QueryError("INVALID_TYPE", f"\n{text}\n^\nERROR at Row:1:Column:1\nsObject type '{sobject}' is not "
+                                         "supported. If you are attempting to use a custom object, be sure to append "
+                                         "the '__c' after the entity name.")
+    select = match["select"]
+    history = None
+    sub = SUBQUERY.search(select)
+    if sub:
+        if sobject != "Lead":
+            raise QueryError("INVALID_TYPE", "Didn't understand relationship 'Histories' in FROM part of query call")
+        history = ([f.strip() for f in sub["fields"].split(",")], sub["field"])
+        select = select[:sub.start()] + select[sub.end():]
+    fields = [f.strip() for f in select.split(",") if f.strip()]
+
+    def known(name: str) -> str:
+        if name not in FIELDS[sobject]:
+            raise QueryError("INVALID_FIELD", INVALID_FIELD.format(query=text, name=name, entity=sobject))
+        return name
+
+    for name in fields + [match["order"]] * bool(match["order"]):
+        known(name)
+    for name in (history[0] if history else []):
+        if name not in HISTORY_FIELDS:
+            raise QueryError("INVALID_FIELD", INVALID_FIELD.format(query=text, name=name, entity="LeadHistory"))
+    conditions = []
+    for part in re.split(r"\s+AND\s+", match["where"] or "", flags=re.IGNORECASE) if match["where"] else []:
+        condition = CONDITION.match(part)
+        if not condition:
+            raise QueryError("MALFORMED_QUERY", f"unexpected token: '{part.strip()}'")
+        conditions.append((known(condition[1]), condition[2], literal(condition[3])))
+    return Query(sobject, fields, history, conditions, match["order"], (match["direction"] or "").upper() == "DESC",
+                 int(match["limit"]) if match["limit"] else None)
+
+
+def _compare(value, op: str, wanted) -> bool:
+    if value is None or wanted is None:
+        return (value is None) == (wanted is None) if op == "=" else (value is None) != (wanted is None) if op == "!=" \
+            else False
+    if isinstance(value, datetime) and isinstance(wanted, date) and not isinstance(wanted, datetime):
+        wanted = datetime.combine(wanted, datetime.min.time(), UTC)
+    return {"=": value == wanted, "!=": value != wanted, "<": value < wanted, "<=": value <= wanted,
+            ">": value > wanted, ">=": value >= wanted}[op]
+
+
+def _json_value(value):
+    if isinstance(value, datetime):
+        return sf_datetime(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
+
+
+def run_query(org: Org, query: Query, moment: datetime, version: str) -> list[dict]:
+    """The query's records as of `moment`, as Salesforce's JSON."""
+    matched = []
+    for record in org.visible(query.sobject, moment):
+        fast = {"CreatedDate": record.created, "SystemModstamp": record.modstamp(moment), "Id": record.id}
+        state = None
+        for name, op, wanted in query.conditions:
+            if name not in fast and state is None:
+                state = record.state(moment)
+            if not _compare(fast[name] if name in fast else state.get(name), op, wanted):
+                break
+        else:
+            matched.append((record, state or record.state(moment)))
+    if query.order:
+        matched.sort(key=lambda pair: (pair[1].get(query.order) is None, pair[1].get(query.order) or 0),
+                     reverse=query.descending)
+    if query.limit is not None:
+        matched = matched[:query.limit]
+    base = f"/services/data/v{version}/sobjects"
+    answer = []
+    for record, state in matched:
+        item = {"attributes": {"type": record.type, "url": f"{base}/{record.type}/{record.id}"}}
+        for name in query.fields:
+            if name == "Account.Name":
+                item["Account"] = {"attributes": {"type": "Account", "url": f"{base}/Account/{record_id('001', 7)}"},
+                                   "Name": state[name]} if state.get(name) else None
+            else:
+                item[name] = _json_value(state.get(name))
+        if query.history:
+            fields, only = query.history
+            rows = [r for r in record.status_history(moment) if only in (None, "Status")]
+            item["Histories"] = {"totalSize": len(rows), "done": True, "records": [
+                {"attributes": {"type": "LeadHistory", "url": f"{base}/LeadHistory/017{record.id[3:15]}{n:03d}"},
+                 **{f: _json_value(r[f]) for f in fields}} for n, r in enumerate(rows)]} if rows else None
+        answer.append(item)
+    return answer
+
+
+# -- the server ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Fault:
+    status: int                      # 0 = drop the connection without an answer
+    retry_after: float | None = None
+    code: str = ""
+
+
+ERROR_BODIES = {
+    403: ("REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded."),
+    500: ("UNKNOWN_EXCEPTION", "An unexpected error occurred. Please include this ErrorId if you contact support: "
+                               "1193052283-77445 (-1434654123)"),
+    503: ("SERVER_UNAVAILABLE", "Salesforce is down for maintenance. Please try again later."),
+}
+
+
+class SalesforceSimulator:
+    """The simulated org over HTTPS. `start()` serves it on a thread; use as a context manager in tests."""
+
+    def __init__(self, *, seed: int = 1, start: date = DEFAULT_START, scale: float = 1.0,
+                 now: datetime | None = None, host: str = "127.0.0.1", port: int = 0, client_id: str = "sim-client",
+                 client_secret: str = "sim-secret", username: str = "api@example.com", password: str = "sim-password",
+                 ca_file: str | Path | None = None, page_size: int = PAGE_SIZE):
+        self.org = Org(seed, start, scale)
+        self._frozen_now = now.astimezone(UTC) if now else None
+        self.host, self.port = host, port
+        self.client_id, self.client_secret, self.username, self.password = client_id, client_secret, username, password
+        self.page_size = page_size
+        self.ca = trustme.CA()
+        self._ca_file = Path(ca_file) if ca_file else None
+        self.tokens: set[str] = set()
+        self.faults: deque[Fault] = deque()
+        self.injected: dict[str, list] = {}          # object -> raw records served first, as they are
+        self.unavailable: tuple[float, float] | None = None     # (from, until) in time.time(): a maintenance window
+        self.queries: list[str] = []                 # every SOQL received, for tests that check what was asked
+        self.requests: list[str] = []                # every request path
+        self._results: dict[str, list[dict]] = {}
+        self._lock = threading.RLock()
+        self._server: ThreadingHTTPServer | None = None
+
+    # -- lifecycle ----------------------------------------------------------------------------------------
+    @property
+    def ca_file(self) -> str:
+        """The PEM of the CA that signed the server's certificate: what a client must trust."""
+        if self._ca_file is None:
+            self._ca_file = Path(os.environ.get("TMPDIR", "/tmp")) / f"salesforce-sim-ca-{uuid.uuid4().hex[:8]}.pem"
+        if not self._ca_file.exists():
+            self._ca_file.parent.mkdir(parents=True, exist_ok=True)
+            self.ca.cert_pem.write_to_path(str(self._ca_file))
+        return str(self._ca_file)
+
+    def start(self) -> SalesforceSimulator:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        self.ca.issue_cert(self.host, "localhost").configure_cert(context)
+        self.ca_file                                        # noqa: B018  (write it before anyone connects)
+        self._server = ThreadingHTTPServer((self.host, self.port), _Handler)
+        # The TLS handshake happens in the handler thread, so a stuck client cannot block accept().
+        self._server.socket = context.wrap_socket(self._server.socket, server_side=True,
+                                                  do_handshake_on_connect=False)
+        self._server.daemon_threads = True
+        self._server.block_on_close = False
+        self._server.simulator = self
+        self.port = self._server.server_address[1]
+        threading.Thread(target=self._server.serve_forever, name="salesforce-simulator", daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> SalesforceSimulator:
+        return self.start()
+
+    def __exit__(self, *_) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        return f"https://{self.host}:{self.port}"
+
+    # -- the clock and the truth --------------------------------------------------------------------------
+    def now(self) -> datetime:
+        return self._frozen_now or datetime.now(UTC).replace(microsecond=0)
+
+    def set_time(self, moment: datetime) -> None:
+        self._frozen_now = moment.astimezone(UTC)
+
+    def history(self) -> Org:
+        """The org's generated history, extended to cover the clock (and the imports due by then)."""
+        with self._lock:
+            self.org.extend_to(self.now().date() + IMPORT_DELAY + timedelta(days=1))
+        return self.org
+
+    def leads(self) -> list[SObject]:
+        return self.history().visible("Lead", self.now())
+
+    def opportunities(self) -> list[SObject]:
+        return self.history().visible("Opportunity", self.now())
+
+    # -- test hooks ---------------------------------------------------------------------------------------
+    def inject_faults(self, count: int, status: int = 500, retry_after: float | None = None, code: str = "") -> None:
+        """Answer the next `count` API requests with `status` (0 drops the connection), with Retry-After."""
+        with self._lock:
+            self.faults.extend(Fault(status, retry_after, code) for _ in range(count))
+
+    def inject_records(self, sobject: str, records: list) -> None:
+        """Raw JSON records served at the start of the next query on `sobject` (they may be malformed)."""
+        with self._lock:
+            self.injected.setdefault(sobject, []).extend(records)
+
+    def expire_sessions(self) -> None:
+        """Every access token issued so far stops working (a session timeout, a revoked token)."""
+        with self._lock:
+            self.tokens.clear()
+
+    def take_fault(self) -> Fault | None:
+        with self._lock:
+            if self.unavailable and self.unavailable[0] <= time.time() < self.unavailable[1]:
+                return Fault(503)
+            return self.faults.popleft() if self.faults else None
+
+    # -- API ----------------------------------------------------------------------------------------------
+    def issue_token(self, form: dict[str, str]) -> tuple[int, dict]:
+        grant = form.get("grant_type")
+        if grant not in ("client_credentials", "password"):
+            return 400, {"error": "unsupported_grant_type", "error_description": "grant type not supported"}
+        if form.get("client_id") != self.client_id:
+            return 400, {"error": "invalid_client_id", "error_description": "client identifier invalid"}
+        if form.get("client_secret") != self.client_secret:
+            return 400, {"error": "invalid_client", "error_description": "invalid client credentials"}
+        if grant == "password" and (form.get("username"), form.get("password")) != (self.username, self.password):
+            return 400, {"error": "invalid_grant", "error_description": "authentication failure"}
+        token = "00D5g000004Sim!" + uuid.uuid4().hex + uuid.uuid4().hex
+        with self._lock:
+            self.tokens.add(token)
+        return 200, {"access_token": token, "instance_url": self.url,
+                     "id": f"{self.url}/id/00D5g000004SimEAA/0055g00000SimUAAA", "token_type": "Bearer",
+                     "issued_at": str(int(self.now().timestamp() * 1000)),
+                     "signature": hashlib.sha256(token.encode()).hexdigest()[:44] + "="}
+
+    def query(self, soql: str, version: str, batch_size: int) -> dict:
+        query = parse_soql(soql)
+        records = run_query(self.history(), query, self.now(), version)
+        with self._lock:
+            records = self.injected.pop(query.sobject, []) + records
+            locator = "01g5g00000" + uuid.uuid4().hex[:8].upper()
+            self._results[locator] = records
+        return self.page(locator, 0, version, batch_size)
+
+    def page(self, locator: str, offset: int, version: str, batch_size: int) -> dict:
+        with self._lock:
+            records = self._results.get(locator)
+        if records is None or offset > len(records):
+            raise QueryError("INVALID_QUERY_LOCATOR", "invalid query locator")
+        size = min(self.page_size, batch_size)
+        chunk, following = records[offset:offset + size], offset + size
+        body = {"totalSize": len(records), "done": following >= len(records), "records": chunk}
+        if following < len(records):
+            body["nextRecordsUrl"] = f"/services/data/v{version}/query/{locator}-{following}"
+        else:
+            with self._lock:
+                self._results.pop(locator, None)
+        return body
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+
+    @property
+    def sim(self) -> SalesforceSimulator:
+        return self.server.simulator
+
+    def log_message(self, format: str, *args) -> None:
+        log.debug("%s %s", self.address_string(), format % args)
+
+    def setup(self) -> None:
+        super().setup()
+        try:
+            self.connection.do_handshake()
+        except (ssl.SSLError, OSError):
+            self.close_connection = True
+            self.rfile = self.wfile = None
+
+    def handle(self) -> None:
+        if self.rfile is not None:
+            super().handle()
+
+    def finish(self) -> None:
+        if self.rfile is not None:
+            super().finish()
+
+    def _send(self, status: int, body, headers: dict[str, str] | None = None) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        for name, value in {"Content-Type": "application/json;charset=UTF-8", "Content-Length": str(len(data)),
+                            "Date": email.utils.format_datetime(self.sim.now(), usegmt=True),
+                            "Sforce-Limit-Info": "api-usage=25/15000", **(headers or {})}.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def date_time_string(self, timestamp=None) -> str:      # the org's clock, also for send_response's Date
+        return email.utils.format_datetime(self.sim.now(), usegmt=True)
+
+    def send_header(self, keyword: str, value: str) -> None:
+        if keyword == "Date" and getattr(self, "_dated", False):
+            return
+        self._dated = self._dated or keyword == "Date" if hasattr(self, "_dated") else keyword == "Date"
+        super().send_header(keyword, value)
+
+    def end_headers(self) -> None:
+        self._dated = False
+        super().end_headers()
+
+    def _errors(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
+        self._send(status, [{"message": message, "errorCode": code}], headers)
+
+    def _fault(self) -> bool:
+        fault = self.sim.take_fault()
+        if fault is None:
+            return False
+        if fault.status == 0:
+            self.close_connection = True
+            return True
+        code, message = ERROR_BODIES.get(fault.status, ("UNKNOWN_EXCEPTION", "An unexpected error occurred."))
+        headers = {"Retry-After": str(int(fault.retry_after))} if fault.retry_after is not None else {}
+        self._errors(fault.status, fault.code or code, message, headers)
+        return True
+
+    def do_POST(self) -> None:
+        self.sim.requests.append(self.path)
+        length = int(self.headers.get("Content-Length") or 0)
+        form = {k: v[-1] for k, v in parse_qs(self.rfile.read(length).decode() if length else "").items()}
+        if self._fault():
+            return
+        if urlsplit(self.path).path != "/services/oauth2/token":
+            return self._errors(404, "NOT_FOUND", "The requested resource does not exist")
+        status, body = self.sim.issue_token(form)
+        self._send(status, body)
+
+    def do_GET(self) -> None:
+        self.sim.requests.append(self.path)
+        if self._fault():
+            return
+        parts = urlsplit(self.path)
+        match = re.fullmatch(r"/services/data/v(\d+\.\d)/query(?:/(\w+)-(\d+))?/?", parts.path)
+        if not match:
+            return self._errors(404, "NOT_FOUND", "The requested resource does not exist")
+        scheme, _, token = self.headers.get("Authorization", "").partition(" ")
+        if scheme != "Bearer" or token not in self.sim.tokens:
+            return self._errors(401, "INVALID_SESSION_ID", "Session expired or invalid")
+        options = re.search(r"batchSize=(\d+)", self.headers.get("Sforce-Query-Options", ""))
+        batch_size = max(200, min(PAGE_SIZE, int(options[1]))) if options else PAGE_SIZE
+        version, locator, offset = match.groups()
+        try:
+            if locator:
+                return self._send(200, self.sim.page(locator, int(offset), version, batch_size))
+            soql = parse_qs(parts.query).get("q", [""])[-1]
+            self.sim.queries.append(soql)
+            self._send(200, self.sim.query(soql, version, batch_size))
+        except QueryError as exc:
+            self._errors(400, exc.code, str(exc))
+
+
+# -- command line -------------------------------------------------------------------------------------------
+DEMO_OUTAGE_AFTER = 20 * 60          # seconds after start: a maintenance window the scheduler must ride out
+DEMO_OUTAGE_MINUTES = 20
+
+
+def demo_process(cfg) -> tuple[list[str], int | None]:
+    """How `make run` starts this simulator for the demo config: arguments, and the port to wait for."""
+    salesforce = cfg.sources.salesforce
+    port = urlsplit(salesforce.login_url).port or 443
+    ca_file = Path(salesforce.ca_bundle)
+    ca_file = ca_file if ca_file.is_absolute() else cfg.path.parent / ca_file
+    return ["--port", str(port), "--ca-file", str(ca_file), "--client-id-env", salesforce.client_id_env,
+            "--client-secret-env", salesforce.client_secret_env,
+            "--outage-after", str(DEMO_OUTAGE_AFTER), "--outage-minutes", str(DEMO_OUTAGE_MINUTES)], port
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m simulators.salesforce", description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8092)
+    parser.add_argument("--ca-file", required=True, help="where to write the PEM of the test CA clients must trust")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--since", type=date.fromisoformat, default=None, help="first day of history "
+                        "(default: 450 days ago)")
+    parser.add_argument("--client-id-env", default="SALESFORCE_CLIENT_ID")
+    parser.add_argument("--client-secret-env", default="SALESFORCE_CLIENT_SECRET")
+    parser.add_argument("--outage-after", type=float, default=0, help="seconds after start of a maintenance window")
+    parser.add_argument("--outage-minutes", type=float, default=0, help="its length (0: none)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    client_id, client_secret = os.environ.get(args.client_id_env), os.environ.get(args.client_secret_env)
+    if not client_id or not client_secret:
+        print(f"error: set ${args.client_id_env} and ${args.client_secret_env} (the credentials to accept)",
+              file=sys.stderr)
+        return 2
+    since = args.since or (datetime.now(UTC).date() - timedelta(days=450))
+    sim = SalesforceSimulator(seed=args.seed, start=since, host=args.host, port=args.port, client_id=client_id,
+                              client_secret=client_secret, ca_file=args.ca_file)
+    sim.history()                # generate before serving, so the first query is not slow
+    if args.outage_minutes:
+        begin = time.time() + args.outage_after
+        sim.unavailable = (begin, begin + args.outage_minutes * 60)
+    try:
+        sim.start()
+    except OSError as exc:
+        print(f"error: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return 1
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    log.info("Salesforce simulator on %s (CA: %s), %d leads and %d opportunities so far", sim.url, sim.ca_file,
+             len(sim.leads()), len(sim.opportunities()))
+    try:
+        while not stop.wait(1.0):
+            pass
+    except KeyboardInterrupt:
+        pass
+    sim.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
