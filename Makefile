@@ -6,6 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
 .PHONY: run test bench venv system-test-deps clean
+BEACON_BENCH_FLAGS ?=          # e.g. --quick, or --soak-minutes 30
 
 venv: $(STAMP)
 
@@ -30,6 +31,8 @@ test: venv system-test-deps
 bench: venv
 	@command -v goaccess >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq goaccess >/dev/null; }
 	$(PY) bench/s3_ingest.py
+	@command -v wrk >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
+	$(PY) bench/beacon.py $(BEACON_BENCH_FLAGS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

@@ -153,6 +153,7 @@ class YoutubeConfig(SourceConfig):
     schedule: str = "every 6 hours"
     chunk_days: int = Field(default=30, ge=1)
     late_days: int = Field(default=3, ge=0)   # YouTube revises the most recent days: re-ask them until older
+    timeout_seconds: float = Field(default=30, gt=0)
 
     @field_validator("channel_id")
     @classmethod
@@ -169,6 +170,7 @@ class TwitterConfig(SourceConfig):
     api_url: str = "https://api.twitter.com"
     bearer_token_env: str = "TWITTER_BEARER_TOKEN"
     schedule: str = "every 1 hour"
+    timeout_seconds: float = Field(default=30, gt=0)
 
     @field_validator("accounts")
     @classmethod
@@ -182,6 +184,135 @@ class TwitterConfig(SourceConfig):
         return value
 
 
+class LinkedinConfig(SourceConfig):
+    """An organization page's follower count (networkSizes) and its daily follower gains
+    (organizationalEntityFollowerStatistics), read with the access token of a page ADMINISTRATOR (scope
+    rw_organization_admin). LinkedIn serves daily statistics for the last 12 months only."""
+    organization_id: str                        # the number in urn:li:organization:<id>
+    api_url: str = "https://api.linkedin.com"
+    linkedin_version: str = "202610"            # the LinkedIn-Version header (YYYYMM); LinkedIn sunsets old ones
+    access_token_env: str = "LINKEDIN_ACCESS_TOKEN"
+    schedule: str = "every 6 hours"
+    chunk_days: int = Field(default=30, ge=1)
+    late_days: int = Field(default=3, ge=0)     # recent days LinkedIn may still fill in: re-asked every run
+
+    @field_validator("organization_id")
+    @classmethod
+    def numeric_id(cls, value: str) -> str:
+        value = value.removeprefix("urn:li:organization:")
+        if not value.isdigit():
+            raise ValueError(f"the organization's numeric id (from urn:li:organization:<id>), got {value!r}")
+        return value
+
+    @field_validator("linkedin_version")
+    @classmethod
+    def year_month(cls, value: str) -> str:
+        if not re.fullmatch(r"20\d\d(0[1-9]|1[0-2])", value):
+            raise ValueError(f"a LinkedIn API version as YYYYMM such as '202511', got {value!r}")
+        return value
+
+
+class MeltwaterConfig(SourceConfig):
+    """Daily mention counts of one Meltwater saved search per brand (GET /v3/analytics/{searchId})."""
+    brands: dict[str, str]     # brand -> saved search id, or a list of {brand = ..., search_id = ...} tables
+    api_url: str = "https://api.meltwater.com"
+    api_key_env: str = "MELTWATER_API_KEY"
+    schedule: str = "every 1 hour"
+    chunk_days: int = Field(default=30, ge=1)
+    late_days: int = Field(default=3, ge=0)     # Meltwater keeps indexing a day's documents for a while
+
+    @field_validator("brands", mode="before")
+    @classmethod
+    def mapping_or_tables(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            if not all(isinstance(t, dict) and set(t) == {"brand", "search_id"} for t in value):
+                raise ValueError("a table {cask = \"<search id>\", ...} or a list of {brand, search_id} tables")
+            return {str(t["brand"]): str(t["search_id"]) for t in value}
+        return value
+
+    @field_validator("brands")
+    @classmethod
+    def brand_names_and_ids(cls, value: dict[str, str]) -> dict[str, str]:
+        if not value:
+            raise ValueError("at least one brand and its saved search id")
+        for brand, search_id in value.items():
+            if not re.fullmatch(r"[\w.-]+", brand) or not search_id.strip().isdigit():
+                raise ValueError(f"brand = \"<numeric saved search id>\", got {brand} = {search_id!r}")
+        return {brand: search_id.strip() for brand, search_id in value.items()}
+
+
+class SeoConfig(SourceConfig):
+    """Keyword rankings from a rank tracker through one provider: "api" (the JSON API described in
+    collectors/seo_providers.py) or "csv" (files dropped into `import_dir`, each imported once)."""
+    provider: Literal["api", "csv"] = "api"
+    brands: dict[str, list[str]]                # brand -> its domains, e.g. cask = ["cask.co", "cdap.io"]
+    api_url: str = Field(default="", validate_default=True)
+    api_key_env: str = "SEO_API_KEY"
+    project: str = Field(default="", validate_default=True)
+    import_dir: str = Field(default="", validate_default=True)    # relative paths: to the config file
+    schedule: str = "every 6 hours"
+    chunk_days: int = Field(default=14, ge=1)
+    late_days: int = Field(default=1, ge=0)     # the last day a tracker reported may still be growing
+
+    @field_validator("brands")
+    @classmethod
+    def brand_domains(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        if not value:
+            raise ValueError("at least one brand and its domains")
+        cleaned = {}
+        for brand, domains in value.items():
+            cleaned[brand] = [d.strip().lower().removeprefix("www.") for d in domains]
+            if not re.fullmatch(r"[\w.-]+", brand) or not domains or not all(
+                    re.fullmatch(r"[a-z0-9-]+(\.[a-z0-9-]+)+", d) for d in cleaned[brand]):
+                raise ValueError(f"brand = [\"domain.com\", ...], got {brand} = {domains!r}")
+        return cleaned
+
+    @field_validator("api_url", "project")
+    @classmethod
+    def needed_by_the_api_provider(cls, value: str, info) -> str:
+        if info.data.get("provider") == "api" and not value.strip():
+            raise ValueError(f"a value when provider = \"api\" ({info.field_name} of your rank tracker's API)")
+        return value.strip()
+
+    @field_validator("import_dir")
+    @classmethod
+    def needed_by_the_csv_provider(cls, value: str, info) -> str:
+        if info.data.get("provider") == "csv" and not value.strip():
+            raise ValueError("the folder CSV files are dropped into, when provider = \"csv\"")
+        return value.strip()
+
+
+class BeaconConfig(SourceConfig):
+    """The web beacon (`/api/event`, `/b.gif`): which sites' hits count, and how visitors and blog views are
+    told apart. Hits arrive through the inbox (drained every 5 s); `schedule` is how often the web.* rollups
+    are brought up to date."""
+    sites: list[str]                        # host names, e.g. ["cask.co"]; a leading "www." is ignored
+    blog_prefixes: list[str] = ["/blog/"]   # page views of paths starting with one of these are blog views
+    session_minutes: int = Field(default=30, ge=1, le=1440)    # inactivity that ends a session
+    visitor_days: int = Field(default=395, ge=1, le=3650)      # the snippet's visitor id lives this long after a visit
+    visitor_storage: Literal["localStorage", "cookie"] = "localStorage"    # where the snippet keeps that id
+    schedule: str = "every 1 minutes"       # how often the web.* rollups catch up with the drained hits
+
+    @field_validator("sites")
+    @classmethod
+    def host_names(cls, value: list[str]) -> list[str]:
+        hosts = [host.strip().lower().removeprefix("www.") for host in value]
+        for host in hosts:
+            if not re.fullmatch(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*", host):
+                raise ValueError(f"host names such as 'cask.co' (no scheme, port or path), got {host!r}")
+        if not hosts:
+            raise ValueError("at least one site")
+        return hosts
+
+    @field_validator("blog_prefixes")
+    @classmethod
+    def path_prefixes(cls, value: list[str]) -> list[str]:
+        for prefix in value:
+            if not prefix.startswith("/"):
+                raise ValueError(f"path prefixes starting with '/', such as '/blog/', got {prefix!r}")
+        return value
+
+
 class OtherSourceConfig(SourceConfig):
     """Sources not built yet keep their sections loadable (the contract names them)."""
     model_config = ConfigDict(extra="allow")
@@ -191,12 +322,12 @@ class SourcesConfig(Section):
     s3_access_logs: S3AccessLogsConfig | None = None
     github: GithubConfig | None = None
     salesforce: SalesforceConfig | None = None
-    beacon: OtherSourceConfig | None = None
+    beacon: BeaconConfig | None = None
     youtube: YoutubeConfig | None = None
-    linkedin: OtherSourceConfig | None = None
+    linkedin: LinkedinConfig | None = None
     twitter: TwitterConfig | None = None
-    meltwater: OtherSourceConfig | None = None
-    seo: OtherSourceConfig | None = None
+    meltwater: MeltwaterConfig | None = None
+    seo: SeoConfig | None = None
 
 
 class DemoConfig(Section):

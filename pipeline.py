@@ -1,12 +1,13 @@
 """Ingestion as named steps, shared by the scheduler loop and the CLI:
 
     collect(source) / backfill(source, range) -> commit each batch with its cursor -> update the cube
-    drain_inbox()   -> webhook deliveries from the SQLite inbox into the lake -> update the cube
+    drain_inbox()   -> deliveries (webhooks, beacon hits) from the SQLite inbox into the lake -> update the cube
 
 Every step is recorded in the run log; a failure is recorded with a one-line reason and re-raised.
 """
 from __future__ import annotations
 
+import importlib
 import logging
 import sys
 from dataclasses import dataclass
@@ -101,31 +102,61 @@ def run_source(writer: Writer, source: str, *, start: date | None = None, end: d
 
 
 def drain_inbox(writer: Writer) -> RunSummary:
-    """Move received webhook deliveries into the lake (cursor: the last inbox id drained)."""
-    from collectors.github import deliveries_batch
-    summary = RunSummary("github", "drain")
-    cursor = ingest.load_cursor(writer.con, "github.inbox") or {"last_id": 0}
-    rows = writer.state.inbox_after("github", cursor["last_id"])
+    """Move received deliveries (GitHub webhooks, beacon hits) into the lake: each inbox kind through its
+    collector's `deliveries_batch(rows)`, with its own cursor `<kind>.inbox` (the last inbox id drained).
+    One kind failing does not hold up the others; the first failure is re-raised after all were tried."""
+    summary = RunSummary("inbox", "drain")
+    failure = None
+    for kind in writer.state.inbox_kinds():
+        try:
+            drained = _drain_kind(writer, kind)
+        except Exception as exc:
+            log.error("inbox drain of %s failed: %s", kind, one_line(exc))
+            failure = failure or exc
+            continue
+        summary.batches += drained.batches
+        summary.records += drained.records
+        summary.inserted += drained.inserted
+        summary.duplicates += drained.duplicates
+        summary.quarantined += drained.quarantined
+    if failure is not None:
+        raise failure
+    return summary
+
+
+def _drain_kind(writer: Writer, kind: str) -> RunSummary:
+    summary = RunSummary(kind, "drain")
+    target = collectors.REGISTRY.get(kind)
+    module = importlib.import_module(target.split(":")[0]) if target else None
+    deliveries_batch = getattr(module, "deliveries_batch", None)
+    if deliveries_batch is None:
+        log.warning("inbox rows of kind %r have no collector with deliveries_batch; left in the inbox", kind)
+        return summary
+    cursor_source = f"{kind}.inbox"
+    cursor = ingest.load_cursor(writer.con, cursor_source) or {"last_id": 0}
+    rows = writer.state.inbox_after(kind, cursor["last_id"])
     if not rows:
         return summary
-    run_id = writer.state.start_run("github", "drain")
+    run_id = writer.state.start_run(kind, "drain")
     try:
         while rows:
             batch = deliveries_batch(rows)
-            result = ingest.commit(writer.con, "github", batch, cursor_source="github.inbox")
+            result = ingest.commit(writer.con, kind, batch, cursor_source=cursor_source)
             summary.batches += 1
             summary.records += result.records
             summary.inserted += result.inserted
             summary.duplicates += result.duplicates
             summary.quarantined += result.quarantined
             writer.state.add_to_run(run_id, result.records, result.inserted, result.duplicates, result.quarantined)
-            rows = writer.state.inbox_after("github", batch.cursor["last_id"])
-        writer.state.prune_inbox("github", batch.cursor["last_id"])
-        cube.update(writer.con, writer.cfg)
+            rows = writer.state.inbox_after(kind, batch.cursor["last_id"])
+        writer.state.prune_inbox(kind, batch.cursor["last_id"], keep_days=getattr(module, "INBOX_KEEP_DAYS", 30))
+        if getattr(module, "CUBE_AFTER_DRAIN", True):      # beacon: its scheduled job updates the cube instead
+            cube.update(writer.con, writer.cfg)
     except BaseException as exc:
         writer.state.finish_run(run_id, error=one_line(exc))
         raise
     writer.state.finish_run(run_id)
+    log.info(summary.line())
     return summary
 
 

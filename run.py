@@ -24,7 +24,13 @@ from pipeline import Writer
 ROOT = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
 DEMO_SECRETS = {"DEMO_AWS_ACCESS_KEY_ID": "demo", "DEMO_AWS_SECRET_ACCESS_KEY": "demo",
-                "GITHUB_WEBHOOK_SECRET": "demo-webhook-secret"}
+                "GITHUB_WEBHOOK_SECRET": "demo-webhook-secret",
+                "DEMO_SALESFORCE_CLIENT_ID": "demo-connected-app", "DEMO_SALESFORCE_CLIENT_SECRET": "demo",
+                "DEMO_LINKEDIN_ACCESS_TOKEN": "demo-linkedin-token", "DEMO_MELTWATER_API_KEY": "demo-meltwater-key",
+                "DEMO_SEO_API_KEY": "demo-seo-key",
+                "DEMO_YOUTUBE_CLIENT_ID": "demo-youtube.apps.googleusercontent.com",
+                "DEMO_YOUTUBE_CLIENT_SECRET": "demo", "DEMO_YOUTUBE_REFRESH_TOKEN": "demo-refresh-token",
+                "DEMO_TWITTER_BEARER_TOKEN": "demo-bearer-token"}
 
 
 class Processes:

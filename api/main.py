@@ -16,6 +16,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 import config as config_module
+from api.beacon import router as beacon_router
 from warehouse import queries
 from warehouse.lake import Reader, WarehouseError
 from warehouse.queries import QueryError, SeriesRequest
@@ -34,6 +35,7 @@ class Services:
 
 app = FastAPI(title="Caskalytics", version="0.1.0",
               description="Marketing and adoption analytics: metrics, rollups, pipeline health.")
+app.include_router(beacon_router)      # /b.gif, /api/event, /js/caskalytics.js (api/beacon.py)
 _services: Services | None = None
 
 

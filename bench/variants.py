@@ -16,7 +16,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from collectors import s3_access_logs, s3_logparse
-from warehouse import ingest, schema
+from warehouse import ingest
 
 AfterOpen = Callable[[object], None] | None
 
@@ -189,23 +189,6 @@ def _parse_in_place(self, files):
                                   {files[Path(k)]: v for k, v in lines_by_file.items()})
 
 
-def ddl_in_one_transaction(_value: str) -> AfterOpen:
-    """warehouse/schema.py `ensure`: every CREATE/ALTER of a new warehouse in one DuckLake commit instead of
-    one commit (several SQLite transactions) each."""
-    original = schema.ensure
-
-    def ensure(con):
-        con.execute("BEGIN TRANSACTION")
-        try:
-            original(con)
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
-    schema.ensure = ensure
-    return None
-
-
 def cube_regexp_per_key(_value: str) -> AfterOpen:
     """warehouse/metrics.py `downloads_sql`: count per (hour, key) first, then run the version regexp once per
     key and hour instead of twice per log line. The 206 group key drops `k := key`: the key is already a
@@ -281,7 +264,6 @@ VARIANTS: dict[str, Callable[[str], AfterOpen]] = {
     "mmap_threshold": mmap_threshold,
     "dedupe_only_if_needed": dedupe_only_if_needed,
     "stage_in_place": stage_in_place,
-    "ddl_in_one_transaction": ddl_in_one_transaction,
     "cube_regexp_per_key": cube_regexp_per_key,
     "trace_sql": trace_sql,
 }

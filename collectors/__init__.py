@@ -11,6 +11,13 @@ from collectors.base import Collector
 REGISTRY = {
     "s3_access_logs": "collectors.s3_access_logs:S3AccessLogs",
     "github": "collectors.github:GitHub",
+    "salesforce": "collectors.salesforce:Salesforce",
+    "beacon": "collectors.beacon:Beacon",
+    "linkedin": "collectors.linkedin:LinkedIn",
+    "meltwater": "collectors.meltwater:Meltwater",
+    "seo": "collectors.seo:Seo",
+    "youtube": "collectors.youtube:YouTube",
+    "twitter": "collectors.twitter:Twitter",
 }
 
 

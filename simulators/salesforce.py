@@ -16,15 +16,19 @@ SOQL understood: `SELECT f, ..., Account.Name, (SELECT Field, OldValue, NewValue
 expired token 401 INVALID_SESSION_ID; errors are JSON arrays of {message, errorCode}. Pages hold 2000
 records (`Sforce-Query-Options: batchSize=N` asks for fewer); the answer's `Date` header is the org's clock.
 
-History: from `start`, each day draws its leads from a generator seeded by (seed, day): more on weekdays,
-growing over the years, spikes before each monthly webinar and for a yearly conference week, whose badge
-scans are imported five days after the conference with their CreatedDate set to the scan time (Salesforce's
-"Set Audit Fields upon Record Creation"): old creation dates that appear late. Each lead then lives: it is
-contacted ("Working - Contacted", which also stamps the custom field MQL_Date__c), converted ("Closed -
-Converted", often with an opportunity) or closed; some get unrelated edits, some only a system touch
-(SystemModstamp moves, LastModifiedDate does not). Status changes are tracked in LeadHistory. Opportunities
-(from conversions and sales-sourced) move through the standard stages to Closed Won / Closed Lost. The org
-shows what had happened by its clock: the real time, or a time a test sets (`set_time`).
+History (generated in `simulators/salesforce_org.py`): from `start`, each day draws its leads from a generator
+seeded by (seed, day): more on weekdays, growing over the years, spikes before each monthly webinar and in two
+conference weeks a year, whose badge scans are imported five days later with their CreatedDate set to the scan
+time (Salesforce's "Set Audit Fields upon Record Creation"): old creation dates that appear late. Each lead
+then lives: it is contacted ("Working - Contacted", which also stamps the custom field MQL_Date__c),
+converted ("Closed - Converted", often with an opportunity) or closed; some get unrelated edits, some only a
+system touch (SystemModstamp moves, LastModifiedDate does not). Status changes are tracked in LeadHistory.
+Opportunities (from conversions and sales-sourced) move through the standard stages to Closed Won / Lost.
+The org shows what had happened by its clock: the real time, or a time a test sets (`set_time`).
+
+Test hooks: `inject_faults` (403 REQUEST_LIMIT_EXCEEDED, 401 INVALID_SESSION_ID, 5xx, dropped connections,
+with or without Retry-After), `inject_records` (malformed records), `expire_sessions`, `reject_sessions`,
+`partial_pages`. The demo (`demo_process`) adds a 20-minute maintenance window (503) 20 minutes after start.
 
 Run: python -m simulators.salesforce --port 8092 --ca-file var/salesforce-demo-ca.pem \\
         --client-id-env SALESFORCE_CLIENT_ID --client-secret-env SALESFORCE_CLIENT_SECRET
@@ -32,14 +36,11 @@ Run: python -m simulators.salesforce --port 8092 --ca-file var/salesforce-demo-c
 from __future__ import annotations
 
 import argparse
-import bisect
 import email.utils
 import hashlib
 import json
 import logging
-import math
 import os
-import random
 import re
 import signal
 import ssl
@@ -48,7 +49,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -56,234 +57,14 @@ from urllib.parse import parse_qs, urlsplit
 
 import trustme
 
+from simulators.salesforce_org import DEFAULT_START, IMPORT_DELAY, Org, SObject, record_id, sf_datetime
+
 log = logging.getLogger("caskalytics.simulators.salesforce")
 UTC = timezone.utc
-DEFAULT_START = date(2025, 1, 1)
-API_VERSION = "59.0"
 PAGE_SIZE = 2000
-WEEKDAY_FACTOR = (1.1, 1.25, 1.2, 1.1, 0.85, 0.3, 0.25)       # Monday..Sunday
-HOUR_WEIGHTS = (1, 1, 1, 1, 1, 1, 2, 3, 5, 7, 9, 10, 10, 11, 12, 13, 13, 12, 10, 8, 6, 4, 2, 1)   # UTC, US day
-LEAD_SOURCES = (("Web", 50), ("Phone Inquiry", 6), ("Partner Referral", 10), ("Purchased List", 8),
-                ("Employee Referral", 4), ("Other", 7))
-COMPANIES = ("Acme", "Globex", "Initech", "Umbrella", "Hooli", "Stark", "Wayne", "Wonka", "Tyrell", "Cyberdyne",
-             "Soylent", "Vandelay", "Massive Dynamic", "Pied Piper", "Aperture", "Gringotts", "Oscorp", "Dunder")
-SUFFIXES = ("Corp", "Inc", "LLC", "Group", "Labs", "Systems", "Analytics", "Holdings")
-STAGES = (("Prospecting", 10), ("Qualification", 20), ("Needs Analysis", 30), ("Value Proposition", 50),
-          ("Proposal/Price Quote", 75), ("Negotiation/Review", 90))
-FORECAST = {"Prospecting": "Pipeline", "Qualification": "Pipeline", "Needs Analysis": "Pipeline",
-            "Value Proposition": "Pipeline", "Proposal/Price Quote": "Pipeline", "Negotiation/Review": "Commit",
-            "Closed Won": "Closed", "Closed Lost": "Omitted"}
-OPEN, WORKING, CONVERTED, NOT_CONVERTED = ("Open - Not Contacted", "Working - Contacted", "Closed - Converted",
-                                           "Closed - Not Converted")
-CONFERENCE = ((3, 17), (9, 22))          # (month, day) the yearly conference weeks start near
-IMPORT_DELAY = timedelta(days=5)
 INVALID_FIELD = ("\n{query}\n       ^\nERROR at Row:1:Column:8\nNo such column '{name}' on entity '{entity}'. If you "
                  "are attempting to use a custom field, be sure to append the '__c' after the custom field name. "
                  "Please reference your WSDL or the describe call for the appropriate names.")
-
-
-def sf_datetime(moment: datetime | None) -> str | None:
-    """Salesforce's datetime format: 2011-12-16T18:53:59.000+0000."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000+0000") if moment else None
-
-
-def record_id(prefix: str, number: int) -> str:
-    """An 18-character Salesforce id: key prefix, pod, a base-62 number, and the case-checksum suffix."""
-    digits = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-    body = ""
-    for _ in range(7):
-        number, rest = divmod(number, 62)
-        body = digits[rest] + body
-    base = prefix + "5g000" + body
-    suffix = ""
-    for chunk in (base[0:5], base[5:10], base[10:15]):
-        bits = sum(1 << i for i, c in enumerate(chunk) if "A" <= c <= "Z")
-        suffix += "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"[bits]
-    return base + suffix
-
-
-def _poisson(rng: random.Random, mean: float) -> int:
-    if mean > 30:
-        return max(0, round(rng.gauss(mean, math.sqrt(mean))))
-    limit, count, product = math.exp(-mean), 0, rng.random()
-    while product > limit:
-        count += 1
-        product *= rng.random()
-    return count
-
-
-# -- generated history ------------------------------------------------------------------------------------
-@dataclass
-class Change:
-    at: datetime
-    fields: dict            # field -> new value; {} = a system touch (only SystemModstamp moves)
-
-
-@dataclass
-class SObject:
-    """One record: its values at creation and every later change. `visible_from` is when it was inserted
-    (after CreatedDate for audit-field imports)."""
-    type: str
-    id: str
-    created: datetime
-    visible_from: datetime
-    initial: dict
-    changes: list[Change] = field(default_factory=list)
-    change_times: list[datetime] = field(default_factory=list)
-
-    def add(self, at: datetime, **fields) -> None:
-        index = bisect.bisect_right(self.change_times, at)
-        self.changes.insert(index, Change(at, fields))
-        self.change_times.insert(index, at)
-
-    def modstamp(self, moment: datetime) -> datetime:
-        index = bisect.bisect_right(self.change_times, moment)
-        return self.change_times[index - 1] if index else self.visible_from
-
-    def state(self, moment: datetime) -> dict:
-        values = dict(self.initial, Id=self.id, CreatedDate=self.created, LastModifiedDate=self.visible_from,
-                      SystemModstamp=self.visible_from)
-        for change in self.changes[:bisect.bisect_right(self.change_times, moment)]:
-            values.update(change.fields)
-            values["SystemModstamp"] = change.at
-            if change.fields:
-                values["LastModifiedDate"] = change.at
-        return values
-
-    def status_history(self, moment: datetime) -> list[dict]:
-        """LeadHistory rows for Status up to `moment`."""
-        rows, status = [], self.initial.get("Status")
-        for change in self.changes[:bisect.bisect_right(self.change_times, moment)]:
-            if "Status" in change.fields and change.fields["Status"] != status:
-                rows.append({"Field": "Status", "OldValue": status, "NewValue": change.fields["Status"],
-                             "CreatedDate": change.at})
-                status = change.fields["Status"]
-        return rows
-
-
-@dataclass
-class Org:
-    """Every lead and opportunity the org ever gets, generated day by day up to `generated_through`."""
-    seed: int = 1
-    start: date = DEFAULT_START
-    scale: float = 1.0                      # leads per day multiplier (tests use small orgs)
-    leads: list[SObject] = field(default_factory=list)            # in visible_from order
-    opportunities: list[SObject] = field(default_factory=list)    # in visible_from order
-    generated_through: date = field(init=False)
-    _imports: list[SObject] = field(default_factory=list)         # audit-field imports not yet due
-
-    def __post_init__(self):
-        self.generated_through = self.start - timedelta(days=1)
-
-    def extend_to(self, last_day: date) -> None:
-        while self.generated_through < last_day:
-            self.generated_through += timedelta(days=1)
-            self._generate(self.generated_through)
-
-    # Campaign calendar: a webinar on the second Thursday of each month, a conference week twice a year.
-    @staticmethod
-    def webinar_day(day: date) -> date:
-        first = day.replace(day=1)
-        return first + timedelta(days=(3 - first.weekday()) % 7 + 7)
-
-    @staticmethod
-    def conference_week(day: date) -> bool:
-        for month, start_day in CONFERENCE:
-            start = date(day.year, month, start_day)
-            start -= timedelta(days=start.weekday())          # the Monday of that week
-            if start <= day < start + timedelta(days=4):
-                return True
-        return False
-
-    def _generate(self, day: date) -> None:
-        rng = random.Random(f"salesforce/{self.seed}/{day.isoformat()}")
-        midnight = datetime.combine(day, datetime.min.time(), UTC)
-
-        def moment(weights=HOUR_WEIGHTS) -> datetime:
-            hour = rng.choices(range(24), weights=weights)[0]
-            return midnight + timedelta(hours=hour, seconds=rng.randrange(3600))
-
-        growth = 1 + 0.5 * (day - self.start).days / 365.25
-        rate = 24 * self.scale * growth * WEEKDAY_FACTOR[day.weekday()]
-        webinar = self.webinar_day(day)
-        if 0 <= (webinar - day).days < 6:                     # registrations in the days before a webinar
-            rate_webinar = 12 * self.scale * growth * (1.5 if (webinar - day).days <= 1 else 1.0)
-        else:
-            rate_webinar = 0
-        created = [(moment(), rng.choices([s for s, _ in LEAD_SOURCES], [w for _, w in LEAD_SOURCES])[0])
-                   for _ in range(_poisson(rng, rate))]
-        created += [(moment(), "Webinar") for _ in range(_poisson(rng, rate_webinar))]
-        for when, source in sorted(created):
-            self.leads.append(self._lead(rng, when, when, source))
-        if self.conference_week(day):
-            for _ in range(_poisson(rng, 45 * self.scale * growth)):
-                scanned = midnight + timedelta(hours=rng.randrange(14, 23), seconds=rng.randrange(3600))
-                imported = datetime.combine(day + IMPORT_DELAY, datetime.min.time(), UTC) + timedelta(hours=15)
-                self._imports.append(self._lead(rng, scanned, imported + timedelta(seconds=len(self._imports)),
-                                                "Trade Show"))
-        due = [lead for lead in self._imports if lead.visible_from < midnight + timedelta(days=1)]
-        self._imports = [lead for lead in self._imports if lead not in due]
-        self.leads.extend(sorted(due, key=lambda lead: lead.visible_from))
-        if day.weekday() < 5:                                 # sales-sourced opportunities, no lead behind them
-            for _ in range(_poisson(rng, 1.5 * self.scale * growth)):
-                self._opportunity(rng, moment(), None, "Other")
-        self.leads.sort(key=lambda lead: lead.visible_from)
-        self.opportunities.sort(key=lambda opp: opp.visible_from)
-
-    def _lead(self, rng: random.Random, created: datetime, visible_from: datetime, source: str) -> SObject:
-        company = f"{rng.choice(COMPANIES)} {rng.choice(SUFFIXES)}"
-        lead = SObject("Lead", record_id("00Q", len(self.leads) + len(self._imports) + 1), created, visible_from,
-                       {"Status": OPEN, "LeadSource": source, "Company": company, "Rating": None,
-                        "IsConverted": False, "ConvertedDate": None, "MQL_Date__c": None})
-        at = visible_from
-        hot = source in ("Webinar", "Trade Show", "Partner Referral", "Employee Referral")
-        if rng.random() < (0.6 if hot else 0.4):
-            at += timedelta(hours=2 + rng.expovariate(1 / 36))
-            lead.add(at, Status=WORKING, MQL_Date__c=at)
-            if rng.random() < 0.35:
-                at += timedelta(hours=24 + rng.expovariate(1 / 200))
-                lead.add(at, Status=CONVERTED, IsConverted=True, ConvertedDate=at.date())
-                if rng.random() < 0.8:
-                    self._opportunity(rng, at, company, source)
-            elif rng.random() < 0.7:
-                at += timedelta(hours=48 + rng.expovariate(1 / 300))
-                lead.add(at, Status=NOT_CONVERTED)
-        elif rng.random() < 0.5:
-            at += timedelta(hours=72 + rng.expovariate(1 / 500))
-            lead.add(at, Status=NOT_CONVERTED)
-        if rng.random() < 0.3:                                # someone edits an unrelated field
-            lead.add(visible_from + timedelta(hours=rng.expovariate(1 / 400)), Rating=rng.choice(("Hot", "Warm",
-                                                                                                  "Cold")))
-        if rng.random() < 0.1:                                # a system job touches the record
-            lead.add(visible_from + timedelta(hours=rng.expovariate(1 / 400)))
-        return lead
-
-    def _opportunity(self, rng: random.Random, created: datetime, company: str | None, source: str) -> None:
-        company = company or f"{rng.choice(COMPANIES)} {rng.choice(SUFFIXES)}"
-        product = rng.choice(("Enterprise Subscription", "Support Renewal", "Professional Services", "Training"))
-        stage = rng.randrange(0, 2)
-        amount = float(rng.choice((15, 25, 35, 60, 90, 120, 250)) * 1000)
-        close = (created + timedelta(days=rng.randrange(30, 120))).date()
-        opp = SObject("Opportunity", record_id("006", len(self.opportunities) + 1), created, created,
-                      {"Name": f"{company} - {product}", "StageName": STAGES[stage][0], "Amount": amount,
-                       "Probability": float(STAGES[stage][1]), "CloseDate": close, "IsClosed": False,
-                       "IsWon": False, "LeadSource": source, "Account.Name": company})
-        at = created
-        while stage < len(STAGES) - 1 and rng.random() < 0.6:
-            stage += rng.randrange(1, 3)
-            stage = min(stage, len(STAGES) - 1)
-            at += timedelta(hours=24 + rng.expovariate(1 / 150))
-            opp.add(at, StageName=STAGES[stage][0], Probability=float(STAGES[stage][1]))
-        if rng.random() < 0.75:
-            won = rng.random() < 0.3 + 0.08 * stage
-            at += timedelta(hours=24 + rng.expovariate(1 / 300))
-            opp.add(at, StageName="Closed Won" if won else "Closed Lost", Probability=100.0 if won else 0.0,
-                    IsClosed=True, IsWon=won, CloseDate=at.date())
-        self.opportunities.append(opp)
-
-    def visible(self, sobject: str, moment: datetime) -> list[SObject]:
-        records = self.leads if sobject == "Lead" else self.opportunities
-        return records[:bisect.bisect_right([r.visible_from for r in records], moment)]
 
 
 # -- SOQL ---------------------------------------------------------------------------------------------------
@@ -341,7 +122,8 @@ def literal(text: str):
 
 
 def parse_soql(text: str) -> Query:
-    match = SOQL.match(text)
+    sub = SUBQUERY.search(text)
+    match = SOQL.match(text[:sub.start()] + text[sub.end():] if sub else text)
     if not match:
         raise QueryError("MALFORMED_QUERY", f"unexpected token: '{text.split()[0] if text.split() else ''}'")
     sobject = match["object"]
@@ -349,15 +131,12 @@ def parse_soql(text: str) -> Query:
         raise QueryError("INVALID_TYPE", f"\n{text}\n^\nERROR at Row:1:Column:1\nsObject type '{sobject}' is not "
                                          "supported. If you are attempting to use a custom object, be sure to append "
                                          "the '__c' after the entity name.")
-    select = match["select"]
     history = None
-    sub = SUBQUERY.search(select)
     if sub:
         if sobject != "Lead":
             raise QueryError("INVALID_TYPE", "Didn't understand relationship 'Histories' in FROM part of query call")
         history = ([f.strip() for f in sub["fields"].split(",")], sub["field"])
-        select = select[:sub.start()] + select[sub.end():]
-    fields = [f.strip() for f in select.split(",") if f.strip()]
+    fields = [f.strip() for f in match["select"].split(",") if f.strip()]
 
     def known(name: str) -> str:
         if name not in FIELDS[sobject]:
@@ -421,7 +200,9 @@ def run_query(org: Org, query: Query, moment: datetime, version: str) -> list[di
         item = {"attributes": {"type": record.type, "url": f"{base}/{record.type}/{record.id}"}}
         for name in query.fields:
             if name == "Account.Name":
-                item["Account"] = {"attributes": {"type": "Account", "url": f"{base}/Account/{record_id('001', 7)}"},
+                account = record_id("001", int(hashlib.sha256(state[name].encode()).hexdigest()[:8], 16)) \
+                    if state.get(name) else ""
+                item["Account"] = {"attributes": {"type": "Account", "url": f"{base}/Account/{account}"},
                                    "Name": state[name]} if state.get(name) else None
             else:
                 item[name] = _json_value(state.get(name))
@@ -440,10 +221,12 @@ def run_query(org: Org, query: Query, moment: datetime, version: str) -> list[di
 class Fault:
     status: int                      # 0 = drop the connection without an answer
     retry_after: float | None = None
-    code: str = ""
+    code: str = ""                   # the errorCode in the body (default: the usual one for the status)
+    on: str = ""                     # only requests whose path contains this ("/query", "/oauth2/token")
 
 
 ERROR_BODIES = {
+    401: ("INVALID_SESSION_ID", "Session expired or invalid"),
     403: ("REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded."),
     500: ("UNKNOWN_EXCEPTION", "An unexpected error occurred. Please include this ErrorId if you contact support: "
                                "1193052283-77445 (-1434654123)"),
@@ -469,6 +252,8 @@ class SalesforceSimulator:
         self.faults: deque[Fault] = deque()
         self.injected: dict[str, list] = {}          # object -> raw records served first, as they are
         self.unavailable: tuple[float, float] | None = None     # (from, until) in time.time(): a maintenance window
+        self.reject_sessions = False                 # every query answers 401 INVALID_SESSION_ID (a revoked app)
+        self.partial_pages = 0                       # the next N pages stop halfway, claiming to be the last
         self.queries: list[str] = []                 # every SOQL received, for tests that check what was asked
         self.requests: list[str] = []                # every request path
         self._results: dict[str, list[dict]] = {}
@@ -481,15 +266,18 @@ class SalesforceSimulator:
         """The PEM of the CA that signed the server's certificate: what a client must trust."""
         if self._ca_file is None:
             self._ca_file = Path(os.environ.get("TMPDIR", "/tmp")) / f"salesforce-sim-ca-{uuid.uuid4().hex[:8]}.pem"
-        if not self._ca_file.exists():
-            self._ca_file.parent.mkdir(parents=True, exist_ok=True)
-            self.ca.cert_pem.write_to_path(str(self._ca_file))
+            self._write_ca()
         return str(self._ca_file)
+
+    def _write_ca(self) -> None:
+        self._ca_file.parent.mkdir(parents=True, exist_ok=True)
+        self.ca.cert_pem.write_to_path(str(self._ca_file))     # every start has a new CA: replace the old file
 
     def start(self) -> SalesforceSimulator:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         self.ca.issue_cert(self.host, "localhost").configure_cert(context)
-        self.ca_file                                        # noqa: B018  (write it before anyone connects)
+        if self._ca_file is not None:
+            self._write_ca()                                # before anyone connects
         self._server = ThreadingHTTPServer((self.host, self.port), _Handler)
         # The TLS handshake happens in the handler thread, so a stuck client cannot block accept().
         self._server.socket = context.wrap_socket(self._server.socket, server_side=True,
@@ -537,10 +325,12 @@ class SalesforceSimulator:
         return self.history().visible("Opportunity", self.now())
 
     # -- test hooks ---------------------------------------------------------------------------------------
-    def inject_faults(self, count: int, status: int = 500, retry_after: float | None = None, code: str = "") -> None:
-        """Answer the next `count` API requests with `status` (0 drops the connection), with Retry-After."""
+    def inject_faults(self, count: int, status: int = 500, retry_after: float | None = None, code: str = "",
+                      on: str = "/query") -> None:
+        """Answer the next `count` requests whose path contains `on` with `status` (0 drops the connection),
+        with Retry-After when given."""
         with self._lock:
-            self.faults.extend(Fault(status, retry_after, code) for _ in range(count))
+            self.faults.extend(Fault(status, retry_after, code, on) for _ in range(count))
 
     def inject_records(self, sobject: str, records: list) -> None:
         """Raw JSON records served at the start of the next query on `sobject` (they may be malformed)."""
@@ -552,11 +342,17 @@ class SalesforceSimulator:
         with self._lock:
             self.tokens.clear()
 
-    def take_fault(self) -> Fault | None:
+    def take_fault(self, path: str) -> Fault | None:
         with self._lock:
             if self.unavailable and self.unavailable[0] <= time.time() < self.unavailable[1]:
                 return Fault(503)
-            return self.faults.popleft() if self.faults else None
+            if self.reject_sessions and "/query" in path:
+                return Fault(401, code="INVALID_SESSION_ID")
+            for fault in self.faults:
+                if fault.on in path:
+                    self.faults.remove(fault)
+                    return fault
+            return None
 
     # -- API ----------------------------------------------------------------------------------------------
     def issue_token(self, form: dict[str, str]) -> tuple[int, dict]:
@@ -593,6 +389,10 @@ class SalesforceSimulator:
             raise QueryError("INVALID_QUERY_LOCATOR", "invalid query locator")
         size = min(self.page_size, batch_size)
         chunk, following = records[offset:offset + size], offset + size
+        with self._lock:
+            cut, self.partial_pages = self.partial_pages > 0, max(0, self.partial_pages - 1)
+        if cut:            # a proxy or a bug cut the answer short: half the page, and "done"
+            chunk, following = chunk[:len(chunk) // 2], len(records)
         body = {"totalSize": len(records), "done": following >= len(records), "records": chunk}
         if following < len(records):
             body["nextRecordsUrl"] = f"/services/data/v{version}/query/{locator}-{following}"
@@ -613,50 +413,39 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args) -> None:
         log.debug("%s %s", self.address_string(), format % args)
 
+    timeout = 60                     # a client that stops talking mid-handshake or mid-request is dropped
+
     def setup(self) -> None:
-        super().setup()
+        self.request.settimeout(self.timeout)
         try:
-            self.connection.do_handshake()
-        except (ssl.SSLError, OSError):
-            self.close_connection = True
-            self.rfile = self.wfile = None
+            self.request.do_handshake()
+            self.handshake_failed = False
+        except (ssl.SSLError, OSError):   # e.g. a client that does not trust the test CA
+            self.handshake_failed = True
+        super().setup()
 
     def handle(self) -> None:
-        if self.rfile is not None:
+        if not self.handshake_failed:
             super().handle()
 
-    def finish(self) -> None:
-        if self.rfile is not None:
-            super().finish()
+    def date_time_string(self, timestamp=None) -> str:
+        """The `Date` header: the org's clock (a client may use it as the server's "now")."""
+        return email.utils.format_datetime(self.sim.now(), usegmt=True)
 
     def _send(self, status: int, body, headers: dict[str, str] | None = None) -> None:
         data = json.dumps(body).encode()
         self.send_response(status)
         for name, value in {"Content-Type": "application/json;charset=UTF-8", "Content-Length": str(len(data)),
-                            "Date": email.utils.format_datetime(self.sim.now(), usegmt=True),
                             "Sforce-Limit-Info": "api-usage=25/15000", **(headers or {})}.items():
             self.send_header(name, value)
         self.end_headers()
         self.wfile.write(data)
 
-    def date_time_string(self, timestamp=None) -> str:      # the org's clock, also for send_response's Date
-        return email.utils.format_datetime(self.sim.now(), usegmt=True)
-
-    def send_header(self, keyword: str, value: str) -> None:
-        if keyword == "Date" and getattr(self, "_dated", False):
-            return
-        self._dated = self._dated or keyword == "Date" if hasattr(self, "_dated") else keyword == "Date"
-        super().send_header(keyword, value)
-
-    def end_headers(self) -> None:
-        self._dated = False
-        super().end_headers()
-
     def _errors(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
         self._send(status, [{"message": message, "errorCode": code}], headers)
 
     def _fault(self) -> bool:
-        fault = self.sim.take_fault()
+        fault = self.sim.take_fault(self.path)
         if fault is None:
             return False
         if fault.status == 0:

@@ -10,13 +10,15 @@ is converted before truncation).
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 
 import duckdb
 
 from config import Config
 from warehouse.lake import write_transaction
-from warehouse.metrics import CATALOG, COUNTER, RECOMPUTE_FROM_EARLIEST, hourly_sql, metrics_of, sql_literal
+from warehouse.metrics import (CATALOG, COUNTER, DISTINCT, RECOMPUTE_ALL, RECOMPUTE_FROM_EARLIEST, distinct_rows_sql,
+                               distinct_sql, hourly_sql, metrics_of, sql_literal)
 from warehouse.schema import INGEST_TABLES
 
 log = logging.getLogger("caskalytics.cube")
@@ -24,7 +26,13 @@ GRAINS = ("hour", "day", "week", "month", "quarter", "year")
 SOURCE_TABLES = {
     "s3_access_logs": ["raw_s3_access_logs"],
     "github": [name for name in INGEST_TABLES if name.startswith("raw_github_")],
+    "beacon": ["raw_beacon"],
     "salesforce": [name for name in INGEST_TABLES if name.startswith("raw_salesforce_")],
+    "linkedin": ["raw_linkedin_followers", "raw_linkedin_follower_gains"],
+    "meltwater": ["raw_meltwater"],
+    "seo": ["raw_seo"],
+    "youtube": ["raw_youtube", "raw_youtube_channel"],
+    "twitter": ["raw_twitter"],
 }
 
 
@@ -36,58 +44,73 @@ def bucket_start(grain: str, ts_sql: str, tz: str) -> str:
 
 
 def _watermark(con, source: str) -> tuple[int, str | None]:
-    row = con.execute("SELECT batch, timezone FROM lake.cube_state WHERE source = ?", [source]).fetchone()
+    row = con.execute("SELECT batch, definition FROM lake.cube_state WHERE source = ?", [source]).fetchone()
     return (row[0], row[1]) if row else (0, None)
+
+
+def _definition(cfg: Config, source: str) -> str:
+    """A fingerprint of what the source's numbers mean: the reporting time zone and every metric's SQL
+    (which carries settings such as the version pattern or Salesforce's MQL statuses)."""
+    text = cfg.warehouse.timezone + "".join(hourly_sql(cfg, m) for m in metrics_of(source)
+                                            if CATALOG[m.name].kind != DISTINCT)
+    return cfg.warehouse.timezone + " " + hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def update(con: duckdb.DuckDBPyConnection, cfg: Config) -> dict[str, int]:
     """Bring the cube up to date with every committed batch; returns hours recomputed per source."""
-    tz = cfg.warehouse.timezone
     done = {}
     for source, tables in SOURCE_TABLES.items():
         latest = con.execute("SELECT coalesce(max(batch), 0) FROM lake.batches WHERE source = ?", [source]).fetchone()[0]
-        watermark, cube_tz = _watermark(con, source)
-        if cube_tz is not None and cube_tz != tz:
-            watermark = 0          # the reporting time zone changed: every bucket moves
+        if latest == 0 or getattr(cfg.sources, source, None) is None:
+            continue               # nothing collected, or no settings to interpret the data with
+        watermark, built_with = _watermark(con, source)
+        definition = _definition(cfg, source)
+        if built_with != definition:
+            watermark = 0          # the time zone or a metric's definition changed: rebuild every bucket
         if latest <= watermark:
             continue
-        done[source] = write_transaction(con, lambda c: _recompute(c, cfg, source, tables, watermark, latest, tz),
+        done[source] = write_transaction(con, lambda c: _recompute(c, cfg, source, tables, watermark, latest, definition),
                                          what=f"cube update for {source}")
     return done
 
 
-def _recompute(con, cfg: Config, source: str, tables: list[str], watermark: int, latest: int, tz: str) -> int:
+def _recompute(con, cfg: Config, source: str, tables: list[str], watermark: int, latest: int, definition: str) -> int:
+    tz = cfg.warehouse.timezone
     new_hours = " UNION ".join(
         f"SELECT DISTINCT date_trunc('hour', {column}) AS h FROM lake.{t} "
         f"WHERE _batch > {watermark} AND _batch <= {latest} AND {column} IS NOT NULL"
         for t in tables for column in ("ts", *INGEST_TABLES[t].also_affects))
     con.execute(f"CREATE OR REPLACE TEMP TABLE affected_hours AS {new_hours}")
-    if source in RECOMPUTE_FROM_EARLIEST or watermark == 0:
+    if source in RECOMPUTE_FROM_EARLIEST or source in RECOMPUTE_ALL or watermark == 0:
         every_hour = " UNION ".join(f"SELECT DISTINCT date_trunc('hour', {column}) AS h FROM lake.{t}"
                                     for t in tables for column in ("ts", *INGEST_TABLES[t].also_affects))
+        since = "" if source in RECOMPUTE_ALL else " WHERE h >= (SELECT min(h) FROM affected_hours)"
         con.execute(f"""CREATE OR REPLACE TEMP TABLE affected_hours AS
-            SELECT h FROM ({every_hour}) WHERE h >= (SELECT min(h) FROM affected_hours)""")
+            SELECT h FROM ({every_hour}){since}""")
     hours = con.execute("SELECT count(*) FROM affected_hours").fetchone()[0]
     metrics = metrics_of(source)
     names = ", ".join(sql_literal(m.name) for m in metrics)
     if watermark == 0:
-        # A full rebuild (first run, or a new reporting time zone): the old zone's buckets must not survive.
+        # A full rebuild (first run, new time zone or definition): no old bucket may survive.
         con.execute(f"DELETE FROM lake.rollups WHERE metric IN ({names})")
     if hours:
+        if any(m.kind == DISTINCT for m in metrics):
+            con.execute(f"CREATE OR REPLACE TEMP TABLE distinct_rows AS {distinct_rows_sql(cfg, source)}")
         con.execute(f"DELETE FROM lake.metric_points WHERE metric IN ({names}) "
                     f"AND ts IN (SELECT h FROM affected_hours)")
         for metric in metrics:
             con.execute(f"INSERT INTO lake.metric_points SELECT ts, '{source}', '{metric.name}', dims, value "
                         f"FROM ({hourly_sql(cfg, metric)})")
         for grain in GRAINS:
-            _rollup(con, grain, tz, metrics)
+            _rollup(con, grain, tz, metrics, cfg)
     con.execute("DELETE FROM lake.cube_state WHERE source = ?", [source])
-    con.execute("INSERT INTO lake.cube_state VALUES (?, ?, ?)", [source, latest, tz])
+    con.execute("INSERT INTO lake.cube_state (source, batch, definition) VALUES (?, ?, ?)",
+                [source, latest, definition])
     log.info("cube: %s recomputed %d hours (batches %d..%d)", source, hours, watermark + 1, latest)
     return hours
 
 
-def _rollup(con, grain: str, tz: str, metrics) -> None:
+def _rollup(con, grain: str, tz: str, metrics, cfg: Config) -> None:
     names = ", ".join(sql_literal(m.name) for m in metrics)
     bucket = bucket_start(grain, "ts", tz)
     con.execute(f"CREATE OR REPLACE TEMP TABLE affected_buckets AS "
@@ -95,11 +118,17 @@ def _rollup(con, grain: str, tz: str, metrics) -> None:
     con.execute(f"DELETE FROM lake.rollups WHERE grain = '{grain}' AND metric IN ({names}) "
                 f"AND bucket IN (SELECT bucket FROM affected_buckets)")
     counters = ", ".join(sql_literal(m.name) for m in metrics if CATALOG[m.name].kind == COUNTER) or "NULL"
+    rolled = ", ".join(sql_literal(m.name) for m in metrics if CATALOG[m.name].kind != DISTINCT) or "NULL"
     con.execute(f"""
         INSERT INTO lake.rollups
         SELECT '{grain}', {bucket} AS b, metric, dims,
                CASE WHEN metric IN ({counters}) THEN sum(value) ELSE arg_max(value, ts) END,
                max(ts)
         FROM lake.metric_points
-        WHERE metric IN ({names}) AND {bucket} IN (SELECT bucket FROM affected_buckets)
+        WHERE metric IN ({rolled}) AND {bucket} IN (SELECT bucket FROM affected_buckets)
         GROUP BY b, metric, dims""")
+    # Distinct counts (unique visitors) cannot be summed from hours: each bucket is counted from raw rows.
+    distinct = [m for m in metrics if CATALOG[m.name].kind == DISTINCT]
+    if distinct:
+        counted = distinct_sql(distinct, lambda h: bucket_start(grain, h, tz), "SELECT bucket FROM affected_buckets")
+        con.execute(f"INSERT INTO lake.rollups SELECT '{grain}', ts, metric, dims, value, last_ts FROM ({counted})")

@@ -49,6 +49,8 @@ def _row_count(con, rows: pa.Table | StagedTable) -> int:
 
 def _insert_new(con: duckdb.DuckDBPyConnection, table_name: str, rows: pa.Table | StagedTable, batch: int) -> int:
     table = INGEST_TABLES[table_name]
+    if isinstance(rows, pa.Table) and rows.num_rows == 0:
+        return 0     # (an empty batch's columns are untyped: the time-window dedupe below could not compare them)
     if isinstance(rows, StagedTable):
         con.execute(f"CREATE OR REPLACE TEMP VIEW incoming AS SELECT * FROM {rows.name}")
     else:

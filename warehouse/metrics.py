@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass
 
 from config import Config
+from warehouse import awareness_sql
 
 COUNTER, GAUGE, DISTINCT = "counter", "gauge", "distinct"
 DOWNLOAD_OPERATIONS = ("REST.GET.OBJECT", "WEBSITE.GET.OBJECT")
@@ -33,16 +34,36 @@ CATALOG: dict[str, Metric] = {m.name: m for m in [
     Metric("github.watchers", GAUGE, "github", ("repo",), "Watchers (subscribers) of the repository"),
     Metric("github.pull_requests_opened", COUNTER, "github", ("repo",), "Pull requests opened"),
     Metric("github.releases", COUNTER, "github", ("repo",), "Releases published"),
+    Metric("web.pageviews", COUNTER, "beacon", ("path",), "Page views (beacon hits named pageview) by page path"),
+    Metric("web.sessions", COUNTER, "beacon", (),
+           "Visits: a visitor's hits less than [sources.beacon] session_minutes apart; counted where they start"),
+    Metric("web.visitors", DISTINCT, "beacon", (), "Unique visitors with a hit in the period"),
+    Metric("web.new_visitors", DISTINCT, "beacon", (), "Visitors whose first hit ever falls in the period"),
+    Metric("web.returning_visitors", DISTINCT, "beacon", (), "Visitors in the period first seen before it"),
+    Metric("web.blog_views", COUNTER, "beacon", (), "Page views of paths under [sources.beacon] blog_prefixes"),
     Metric("salesforce.raw_leads", COUNTER, "salesforce", (), "Leads created (by CreatedDate)"),
     Metric("salesforce.inquiries", COUNTER, "salesforce", (),
            "Leads that became inquiries ([sources.salesforce] inquiry_statuses / inquiry_field), when they did"),
     Metric("salesforce.mqls", COUNTER, "salesforce", (),
            "Leads that became marketing-qualified ([sources.salesforce] mql_statuses / mql_field), when they did"),
     Metric("salesforce.opportunities", COUNTER, "salesforce", (), "Opportunities created (by CreatedDate)"),
+    Metric("youtube.views", COUNTER, "youtube", (), "Views of the channel's videos per day (YouTube Analytics)"),
+    Metric("youtube.subscribers", GAUGE, "youtube", (),
+           "Channel subscribers: exact when polled, earlier days reconstructed from subscribers gained and lost"),
+    Metric("twitter.followers", GAUGE, "twitter", (),
+           "Followers of the configured X accounts, summed; history starts at the first poll"),
+    Metric("linkedin.followers", GAUGE, "linkedin", (),
+           "Followers of the LinkedIn page: exact when polled, earlier days reconstructed from daily gains"),
+    Metric("meltwater.mentions", COUNTER, "meltwater", ("brand",), "Mentions found by the brand's Meltwater search"),
+    Metric("seo.share_of_voice", GAUGE, "seo", ("brand",),
+           "Percent of the configured brands' estimated organic clicks (search volume x CTR of the position)"),
 ]}
 
 # Sources whose gauges are reconstructed from cumulative history: a late record changes every later hour.
-RECOMPUTE_FROM_EARLIEST = {"github"}
+# (beacon: a late hit can change later hours' session starts and which hit is a visitor's first.)
+RECOMPUTE_FROM_EARLIEST = {"github", "beacon"}
+# Sources whose gauges are anchored on their latest exact value: a new anchor changes every hour.
+RECOMPUTE_ALL = {"linkedin", "youtube"}
 
 
 def sql_literal(text: str) -> str:
@@ -142,6 +163,31 @@ def observation_sql(table: str, metric: Metric) -> str:
         GROUP BY ALL"""
 
 
+def youtube_subscribers_sql() -> str:
+    """The latest exact subscriberCount at its time, and for each reported day before it (12:00 UTC) that
+    count minus the net gains (gained - lost, latest fetch) of the reported days after it. Days YouTube has
+    not reported yet (two to three) count as no change, so the history sits off by at most their net gain
+    until they are; each new count re-anchors the whole history (RECOMPUTE_ALL)."""
+    return f"""
+        WITH days AS (
+            SELECT ts, metric, arg_max(value, fetched_at) AS value FROM lake.raw_youtube
+            WHERE metric IN ('youtube.subscribers_gained', 'youtube.subscribers_lost') GROUP BY ts, metric),
+        net AS (
+            SELECT ts, sum(CASE metric WHEN 'youtube.subscribers_gained' THEN value ELSE -value END) AS gained
+            FROM days GROUP BY ts),
+        anchor AS (
+            SELECT max(ts) AS ts, arg_max(subscribers, ts) AS subscribers
+            FROM lake.raw_youtube_channel WHERE subscribers IS NOT NULL HAVING count(*) > 0),
+        points AS (
+            SELECT ts, subscribers AS value FROM anchor
+            UNION ALL
+            SELECT n.ts, a.subscribers - coalesce(sum(n.gained) OVER (
+                       ORDER BY n.ts DESC ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0)
+            FROM net n, anchor a WHERE n.ts < a.ts)
+        SELECT date_trunc('hour', ts) AS ts, '{{}}' AS dims, arg_max(value, ts) AS value
+        FROM points WHERE {AFFECTED} GROUP BY 1"""
+
+
 def salesforce_sql(cfg: Config, metric: Metric) -> str:
     """Each lead or opportunity counts once: raw leads and opportunities in the hour they were created,
     inquiries and MQLs in the hour the lead first reached the stage (its earliest stored version, LeadHistory
@@ -155,14 +201,83 @@ def salesforce_sql(cfg: Config, metric: Metric) -> str:
         statuses = settings.mql_statuses if stage == "mql" else settings.inquiry_statuses
         in_stage = f"IN ({', '.join(sql_literal(s) for s in statuses)})" if statuses else "IS NULL AND FALSE"
         first_seen = f"""
-            SELECT id, min(at) AS ts FROM (
-                SELECT id, ts AS at FROM lake.raw_salesforce_leads WHERE status {in_stage}
+            SELECT id, min(reached) AS ts FROM (
+                SELECT id, ts AS reached FROM lake.raw_salesforce_leads WHERE status {in_stage}
                 UNION ALL SELECT id, {stage}_field_at FROM lake.raw_salesforce_leads WHERE {stage}_field_at IS NOT NULL
                 UNION ALL SELECT id, ts FROM lake.raw_salesforce_lead_status_changes WHERE new_status {in_stage})
             GROUP BY id"""
     return f"""
         SELECT date_trunc('hour', ts) AS ts, '{{}}' AS dims, count(*) AS value
         FROM ({first_seen}) WHERE {AFFECTED} GROUP BY ALL"""
+
+
+def beacon_sql(cfg: Config, metric: Metric) -> str:
+    """Hourly web.* points from raw_beacon. A visitor is (site, visitor_id). A hit starts a session when the
+    visitor's previous hit is `session_minutes` or more earlier, or there is none; the session counts in the
+    hour of that hit. Distinct metrics come from `distinct_sql` (identity buckets: the UTC hour).""" 
+    settings = cfg.sources.beacon
+    if metric.kind == DISTINCT:
+        return distinct_sql([metric], lambda h: h, "SELECT h FROM affected_hours")
+    if metric.name == "web.pageviews":
+        return f"""
+            SELECT date_trunc('hour', ts) AS ts, json_object('path', path)::VARCHAR AS dims, count(*) AS value
+            FROM lake.raw_beacon WHERE name = 'pageview' AND {AFFECTED} GROUP BY ALL"""
+    if metric.name == "web.blog_views":
+        prefixes = " OR ".join(f"starts_with(path, {sql_literal(p)})" for p in settings.blog_prefixes) or "FALSE"
+        return f"""
+            SELECT date_trunc('hour', ts) AS ts, '{{}}' AS dims, count(*) AS value
+            FROM lake.raw_beacon WHERE name = 'pageview' AND ({prefixes}) AND {AFFECTED} GROUP BY ALL"""
+    if metric.name == "web.sessions":
+        timeout = f"INTERVAL {int(settings.session_minutes)} MINUTE"
+        # A hit in an affected hour has its previous hit (if it matters) no earlier than `timeout` before it.
+        return f"""
+            SELECT date_trunc('hour', ts) AS ts, '{{}}' AS dims, count(*) AS value
+            FROM (SELECT ts, ts - lag(ts) OVER (PARTITION BY site, visitor_id ORDER BY ts, hit_id) AS gap
+                  FROM lake.raw_beacon
+                  WHERE ts >= (SELECT min(h) FROM affected_hours) - {timeout}
+                    AND ts < (SELECT max(h) FROM affected_hours) + INTERVAL 1 HOUR)
+            WHERE (gap IS NULL OR gap >= {timeout}) AND date_trunc('hour', ts) IN (SELECT h FROM affected_hours)
+            GROUP BY ALL"""
+    raise KeyError(metric.name)
+
+
+# Distinct metrics (unique visitors) cannot be summed from hourly points: each bucket is counted from the
+# temp table distinct_rows(who, h, first_h) that the cube builds once per update from `distinct_rows_sql`:
+# every "who" once per UTC hour h it was active, with first_h the hour of its first record ever. A metric
+# counts them all, those first seen in the bucket (new), or those first seen before it (returning).
+DISTINCT_COUNTS = {"web.visitors": "all", "web.new_visitors": "new", "web.returning_visitors": "returning"}
+
+
+def distinct_rows_sql(cfg: Config, source: str) -> str:
+    """distinct_rows for `source`, for every hour that an affected bucket of any grain can hold (from the
+    local start of the year of the earliest affected hour)."""
+    if source != "beacon":
+        raise KeyError(source)
+    tz = sql_literal(cfg.warehouse.timezone)
+    return f"""
+        WITH active AS (
+            SELECT DISTINCT site || ' ' || visitor_id AS who, date_trunc('hour', ts) AS h FROM lake.raw_beacon
+            WHERE ts >= timezone({tz}, (SELECT min(date_trunc('year', timezone({tz}, h))) FROM affected_hours))),
+        firsts AS (
+            SELECT site || ' ' || visitor_id AS who, date_trunc('hour', min(ts)) AS first_h FROM lake.raw_beacon
+            GROUP BY ALL)
+        SELECT who, h, first_h FROM active JOIN firsts USING (who)"""
+
+
+def distinct_sql(metrics: list[Metric], bucket_of, buckets: str) -> str:
+    """(ts = bucket, metric, dims, value, last_ts) of DISTINCT `metrics` for each bucket in the SQL set
+    `buckets`, from distinct_rows; `bucket_of(h)` is the SQL bucket of a UTC-hour expression. Buckets with
+    no rows answer nothing (read as 0)."""
+    counted = {"all": "count(DISTINCT who)",
+               "new": "count(DISTINCT who) FILTER (WHERE first_bucket = bucket)",
+               "returning": "count(DISTINCT who) FILTER (WHERE first_bucket < bucket)"}
+    columns = ", ".join(f'{counted[DISTINCT_COUNTS[m.name]]} AS "{m.name}"' for m in metrics)
+    return f"""
+        UNPIVOT (
+            SELECT bucket AS ts, '{{}}' AS dims, max(h) AS last_ts, {columns}
+            FROM (SELECT who, h, {bucket_of("h")} AS bucket, {bucket_of("first_h")} AS first_bucket FROM distinct_rows)
+            WHERE bucket IN ({buckets}) GROUP BY bucket)
+        ON {", ".join(f'"{m.name}"' for m in metrics)} INTO NAME metric VALUE value"""
 
 
 def hourly_sql(cfg: Config, metric: Metric) -> str:
@@ -172,6 +287,18 @@ def hourly_sql(cfg: Config, metric: Metric) -> str:
         return salesforce_sql(cfg, metric)
     if metric.source == "github":
         return github_sql(metric.name)
+    if metric.source == "beacon":
+        return beacon_sql(cfg, metric)
+    if metric.source == "meltwater":
+        return observation_sql("raw_meltwater", metric)
+    if metric.name == "linkedin.followers":
+        return awareness_sql.linkedin_followers_sql(cfg, AFFECTED)
+    if metric.name == "youtube.subscribers":
+        return youtube_subscribers_sql()
+    if metric.source in ("youtube", "twitter"):
+        return observation_sql(f"raw_{metric.source}", metric)
+    if metric.name == "seo.share_of_voice":
+        return awareness_sql.seo_share_of_voice_sql(cfg, AFFECTED)
     raise KeyError(metric.name)
 
 

@@ -81,6 +81,37 @@ INGEST_TABLES: dict[str, RawTable] = {t.name: t for t in [
         "is_won BOOLEAN, lead_source VARCHAR, account_name VARCHAR, record JSON",
         key=("id", "ts"), also_affects=("created_date",),
     ),
+    # Web beacon hits; the hit id is made at receive time, and a hit's time never changes.
+    RawTable(
+        "raw_beacon",
+        "ts TIMESTAMPTZ, hit_id VARCHAR, site VARCHAR, name VARCHAR, path VARCHAR, visitor_id VARCHAR, via VARCHAR, "
+        "referrer VARCHAR, utm_source VARCHAR, utm_medium VARCHAR, utm_campaign VARCHAR, utm_term VARCHAR, "
+        "utm_content VARCHAR",
+        key=("hit_id",),
+        same_key_same_ts=True,
+    ),
+    # LinkedIn: exact follower counts (ts = the API's clock) and daily gains (ts = 12:00 UTC of the day;
+    # every fetch kept, the latest counts).
+    RawTable("raw_linkedin_followers", "ts TIMESTAMPTZ, organization VARCHAR, followers BIGINT",
+             key=("organization", "ts")),
+    RawTable("raw_linkedin_follower_gains", "ts TIMESTAMPTZ, organization VARCHAR, organic_gain BIGINT, "
+             "paid_gain BIGINT, fetched_at TIMESTAMPTZ", key=("organization", "ts", "fetched_at")),
+    observation_table("meltwater"),
+    # SEO keyword rankings (ts = 12:00 UTC of `date`); a (day, keyword, domain) is kept as first reported.
+    RawTable("raw_seo", "ts TIMESTAMPTZ, date DATE, keyword VARCHAR, domain VARCHAR, position INTEGER, "
+             "search_volume BIGINT, provider VARCHAR, origin VARCHAR", key=("ts", "keyword", "domain", "provider"),
+             same_key_same_ts=True),
+    # SEO CSV files already imported (by name and content): each file once, a corrected copy again.
+    RawTable("seo_files_read", "name VARCHAR, sha256 VARCHAR, rows BIGINT, rejected BIGINT",
+             key=("name", "sha256"), time_partitioned=False),
+    # YouTube: daily report rows (views, subscribers gained and lost; every fetch kept, the latest counts)
+    # and channel snapshots (ts = the API's clock; subscribers NULL when the channel hides its count).
+    observation_table("youtube"),
+    RawTable("raw_youtube_channel", "ts TIMESTAMPTZ, channel_id VARCHAR, subscribers BIGINT, hidden BOOLEAN, "
+             "views BIGINT, videos BIGINT", key=("channel_id", "ts")),
+    # X/Twitter follower counts per poll (ts = fetched_at = the API's clock): the contract total and one row
+    # per account (metric twitter.account_followers, dims {"account": username}).
+    observation_table("twitter"),
     # S3 log objects already read: a late-delivered object is read once, a re-listed one never again.
     RawTable("s3_objects_read", "bucket VARCHAR, key VARCHAR, etag VARCHAR, size BIGINT, lines BIGINT",
              key=("bucket", "key"), time_partitioned=False),
@@ -98,16 +129,25 @@ BOOKKEEPING_DDL = [
     "dims VARCHAR, value DOUBLE)",
     "CREATE TABLE IF NOT EXISTS lake.rollups (grain VARCHAR, bucket TIMESTAMP, metric VARCHAR, dims VARCHAR, "
     "value DOUBLE, last_ts TIMESTAMPTZ)",
-    "CREATE TABLE IF NOT EXISTS lake.cube_state (source VARCHAR, batch BIGINT, timezone VARCHAR)",
+    # What each source's cube was built from: the last batch, and a fingerprint of time zone + metric SQL.
+    "CREATE TABLE IF NOT EXISTS lake.cube_state (source VARCHAR, batch BIGINT, definition VARCHAR)",
 ]
 
 
 def ensure(con: duckdb.DuckDBPyConnection) -> None:
     """Create every table that is missing (idempotent; the writer calls it on start)."""
+    from warehouse.lake import write_transaction
+    # One catalog transaction for all of them: one commit per statement took seconds on a busy machine.
+    write_transaction(con, _ensure, what="create the lake tables")
+
+
+def _ensure(con: duckdb.DuckDBPyConnection) -> None:
     existing = {row[0] for row in con.execute(
         "SELECT table_name FROM duckdb_tables() WHERE database_name = 'lake'").fetchall()}
     for statement in BOOKKEEPING_DDL:
         con.execute(statement)
+    # Lakes made before the cube kept a definition fingerprint rebuild their cube once.
+    con.execute("ALTER TABLE lake.cube_state ADD COLUMN IF NOT EXISTS definition VARCHAR")
     for table in INGEST_TABLES.values():
         if table.name not in existing:
             con.execute(f"CREATE TABLE lake.{table.name} ({table.columns}, _batch BIGINT)")

@@ -124,6 +124,28 @@ class State:
                 [kind, dedupe_key, now_iso(), json.dumps(headers), body])
             return cursor.rowcount == 1
 
+    def receive_many(self, kind: str, deliveries: list[tuple[str | None, dict[str, str], bytes]]) -> int:
+        """Store many (dedupe_key, headers, body) deliveries in one transaction (group commit: beacon hits
+        of many concurrent requests; demo seeding); returns how many were new."""
+        now = now_iso()
+        with self.connection() as con:
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                before = con.total_changes
+                con.executemany(
+                    "INSERT OR IGNORE INTO inbox (kind, dedupe_key, received_at, headers, body) VALUES (?, ?, ?, ?, ?)",
+                    [(kind, key, now, json.dumps(headers), body) for key, headers, body in deliveries])
+                added = con.total_changes - before
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+        return added
+
+    def inbox_kinds(self) -> list[str]:
+        with self.connection() as con:
+            return [r[0] for r in con.execute("SELECT DISTINCT kind FROM inbox ORDER BY kind").fetchall()]
+
     def inbox_after(self, kind: str, after_id: int, limit: int = 5000) -> list[sqlite3.Row]:
         with self.connection() as con:
             return con.execute("SELECT * FROM inbox WHERE kind = ? AND id > ? ORDER BY id LIMIT ?",
@@ -133,4 +155,7 @@ class State:
         """Drop drained deliveries older than `keep_days` (kept that long to dedupe GitHub redeliveries)."""
         cutoff = datetime.fromtimestamp(time.time() - keep_days * 86400, timezone.utc).isoformat()
         with self.connection() as con:
-            con.execute("DELETE FROM inbox WHERE kind = ? AND id <= ? AND received_at < ?", [kind, up_to_id, cutoff])
+            # The newest row always stays: SQLite gives a new row max(id) + 1, so deleting the newest row would
+            # let later deliveries reuse ids at or below the drain cursors, and they would never be drained.
+            con.execute("DELETE FROM inbox WHERE kind = ? AND id <= ? AND received_at < ? "
+                        "AND id < (SELECT max(id) FROM inbox)", [kind, up_to_id, cutoff])

@@ -1,0 +1,117 @@
+"""`seo`: keyword rankings of the configured brands' domains and their competitors, from a rank tracker.
+
+A provider (collectors/seo_providers.py: the JSON API or CSV files) yields ranking items; this module checks
+each one and stores it in `raw_seo` as (date, keyword, domain, position, search_volume), ts = 12:00 UTC of
+the date, keyed by (ts, keyword, domain, provider): a ranking is kept as first reported. Every domain the
+tracker reports is kept, not just the brands', so a competitor added to [sources.seo] brands later has its
+history already.
+
+`seo.share_of_voice` is computed from these rows by the cube (warehouse/awareness_sql.py): a brand's share
+of the configured brands' estimated clicks, clicks = search volume x click-through rate of the position.
+Computing it from stored ranks, rather than storing shares, means a ranking that arrives late (another CSV
+for the same day) recomputes the day from all its rankings, and every domain's ranks stay at hand for a
+later change of brands.
+
+Item checks: date YYYY-MM-DD (not in the future); keyword non-empty (stored lower-case, spaces collapsed);
+domain a host name (a URL is reduced to its host; "www." dropped; lower-case); position a whole number
+1..1000 or empty for "not ranking"; search_volume a whole number >= 0. Anything else is quarantined with
+the reason and its origin (API page or "file.csv:line").
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from datetime import date, datetime, timedelta, timezone
+from urllib.parse import urlsplit
+
+from collectors.base import Batch, Context, Rejected
+from collectors.daily_reports import Malformed, dump, stamp
+from collectors.seo_providers import Chunk, provider_for
+
+UTC = timezone.utc
+HOST = re.compile(r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)+")
+MAX_POSITION = 1000
+
+
+def _whole_number(value: object, name: str, low: int, high: int) -> int:
+    if isinstance(value, str):
+        text = value.strip()
+        value = int(text) if re.fullmatch(r"\d+", text) else text
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise Malformed(f"{name} is not a whole number from {low} to {high}: {value!r:.80}")
+    return value
+
+
+def normalize_domain(value: object) -> str:
+    """"https://www.Cask.co/blog" -> "cask.co"; `Malformed` when no host name is left."""
+    if not isinstance(value, str) or not value.strip():
+        raise Malformed(f"domain is missing: {value!r:.80}")
+    text = value.strip().lower()
+    if not HOST.fullmatch(text):          # a URL or host:port rather than a bare host name
+        text = urlsplit(text if "//" in text else "//" + text).hostname or ""
+    host = text.removeprefix("www.").rstrip(".")
+    if not HOST.fullmatch(host):
+        raise Malformed(f"domain is not a host name: {value!r:.80}")
+    return host
+
+
+def rank_row(item: object, provider: str, origin: str, latest_allowed: date) -> dict:
+    """The raw_seo row for one ranking item; `Malformed` naming what is wrong."""
+    if not isinstance(item, dict):
+        raise Malformed("not an object with date, keyword, domain, position, search_volume")
+    if item.get("_problem"):
+        raise Malformed(item["_problem"])
+    try:
+        day = date.fromisoformat(str(item.get("date") or "").strip())
+    except ValueError:
+        raise Malformed(f"date is not YYYY-MM-DD: {item.get('date')!r:.80}") from None
+    if not date(2000, 1, 1) <= day <= latest_allowed:
+        raise Malformed(f"date {day} is not plausible (after {latest_allowed} or before 2000)")
+    keyword = " ".join(str(item.get("keyword") or "").split()).lower()
+    if not keyword or len(keyword) > 500:
+        raise Malformed(f"keyword is empty or longer than 500 characters: {item.get('keyword')!r:.80}")
+    position = item.get("position")
+    position = None if position is None or (isinstance(position, str) and not position.strip()) else \
+        _whole_number(position, "position", 1, MAX_POSITION)
+    volume = item.get("search_volume")
+    if volume is None or (isinstance(volume, str) and not volume.strip()):
+        raise Malformed("search_volume is missing")
+    return {"ts": stamp(day), "date": day, "keyword": keyword, "domain": normalize_domain(item.get("domain")),
+            "position": position, "search_volume": _whole_number(volume, "search_volume", 0, 10**12),
+            "provider": provider, "origin": origin}
+
+
+def _batch(chunk: Chunk, provider: str) -> Batch:
+    latest_allowed = datetime.now(UTC).date() + timedelta(days=1)
+    rows, rejected = [], list(chunk.rejected)
+    for item, origin in chunk.items:
+        try:
+            rows.append(rank_row(item, provider, origin, latest_allowed))
+        except Malformed as exc:
+            rejected.append(Rejected(f"ranking: {exc}", dump(item), origin))
+    records = {"raw_seo": rows}
+    if chunk.files:
+        records["seo_files_read"] = chunk.files
+    return Batch(records, cursor=chunk.cursor, rejected=rejected, progress=chunk.progress, label=chunk.label)
+
+
+class Seo:
+    name = "seo"
+
+    def collect(self, ctx: Context, cursor: dict | None) -> Iterator[Batch]:
+        provider = provider_for(ctx)
+        try:
+            for chunk in provider.read(ctx, cursor):
+                yield _batch(chunk, provider.name)
+        finally:
+            provider.close()
+
+    def backfill(self, ctx: Context, start: date, end: date) -> Iterator[Batch]:
+        provider = provider_for(ctx)
+        try:
+            for chunk in provider.read_range(ctx, start, end):
+                yield _batch(chunk, provider.name)
+        finally:
+            provider.close()
