@@ -84,16 +84,18 @@ class LogParser:
         self._serial += 1
         staged = f"s3_parsed_{self._serial}"
         paths = [str(p) for p in files]
+        con.register("log_objects", pa.table({"origin": paths, "object_key": list(files.values())}))
         columns = "{" + ", ".join(f"'{c}': 'VARCHAR'" for c in COLUMNS) + "}"
         field_count = " + ".join(f"({c} IS NOT NULL)::INT" for c in COLUMNS) + " - 1"
         fields = ", ".join(f"{sql} AS {name}" for name, sql in FIELDS)
         # One pass: columns become typed fields; the line text is rebuilt only for rows that fail a check.
-        transform = f"""SELECT ts, {', '.join(name for name, _ in FIELDS)}, origin, n_fields,
+        # The object key joins in here, so that `checked` itself becomes the staged table (no second copy).
+        transform = f"""SELECT ts, {', '.join(name for name, _ in FIELDS)}, object_key AS log_object, origin, n_fields,
                 CASE WHEN n_fields < {MIN_FIELDS} OR ts IS NULL OR request_id IS NULL
                      THEN concat_ws(' ', {', '.join(COLUMNS)}) END AS bad_line
             FROM (SELECT try_strptime(c02 || ' ' || c03, '[%d/%b/%Y:%H:%M:%S %z]') AS ts, {fields},
                          {field_count} AS n_fields, *
-                  FROM (SOURCE))"""
+                  FROM (SOURCE)) JOIN log_objects USING (origin)"""
         for parallel in ("true", "false"):
             try:
                 con.execute("CREATE OR REPLACE TEMP TABLE checked AS " + transform.replace("(SOURCE)", f"""(
@@ -127,6 +129,7 @@ class LogParser:
             con.register("salvaged", pa.Table.from_pylist(salvaged))
             con.execute("INSERT INTO checked " + transform.replace("(SOURCE)", "salvaged"))
             con.unregister("salvaged")
+        con.unregister("log_objects")
 
         problems = con.execute(f"""SELECT origin, bad_line, CASE
                 WHEN n_fields < {MIN_FIELDS} THEN 'only ' || n_fields || ' fields; S3 access log records have at least {MIN_FIELDS}'
@@ -136,11 +139,10 @@ class LogParser:
         rejected.extend(Rejected(reason, line, files[Path(origin)]) for origin, line, reason in problems)
         lines_by_file = {str(p): 0 for p in files}
         lines_by_file.update(con.execute("SELECT origin, count(*) FROM checked GROUP BY origin").fetchall())
-        con.register("log_objects", pa.table({"origin": [str(p) for p in files], "object_key": list(files.values())}))
-        con.execute(f"""CREATE OR REPLACE TEMP TABLE {staged} AS
-            SELECT ts, {', '.join(name for name, _ in FIELDS)}, object_key AS log_object
-            FROM checked JOIN log_objects USING (origin) WHERE bad_line IS NULL""")
-        con.unregister("log_objects")
-        con.execute("DROP TABLE checked")
+        # The good rows stay where they are: `checked` is renamed to the staged table. Its extra columns
+        # (origin, n_fields, bad_line) are not stored: the insert names the columns it takes.
+        if problems:
+            con.execute("DELETE FROM checked WHERE bad_line IS NOT NULL")
+        con.execute(f"DROP TABLE IF EXISTS {staged}; ALTER TABLE checked RENAME TO {staged}")
         return ParsedLogs(StagedTable(staged), rejected, {files[Path(k)]: v for k, v in lines_by_file.items()})
 

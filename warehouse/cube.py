@@ -2,7 +2,8 @@
 
 For each source with batches newer than its watermark, the UTC hours those batches touched are recomputed
 from raw (so dedupe rules such as "206s in one hour count once" stay exact), then every rollup bucket that
-contains such an hour is recomputed from the hourly points. All in one transaction with the watermark.
+contains such an hour is recomputed from the hourly points (distinct metrics, which cannot be summed, from
+raw rows: `metrics.distinct_sql`). All in one transaction with the watermark.
 
 `bucket_start` is the one time-bucketing rule: the local wall-clock start of the grain in the reporting
 time zone (`date_trunc` on the local timestamp: ISO weeks start on Monday; DST-correct because the UTC hour

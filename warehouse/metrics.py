@@ -87,16 +87,19 @@ def downloads_sql(cfg: Config) -> str:
     dims = [g for g in ("artifact", "version") if g in groups]
     dims_json = "json_object(" + ", ".join(f"'{d}', m.{d}" for d in dims) + ")::VARCHAR"
     operations = ", ".join(sql_literal(op) for op in DOWNLOAD_OPERATIONS)
+    # Count per (hour, key) first, then match the version pattern once per key and hour, not per log line.
+    # A 206 group is (ip, user agent, key); the key is already a grouping column here.
     return f"""
-        SELECT h AS ts, {dims_json} AS dims,
-               count(*) FILTER (WHERE http_status = 200)
-             + count(DISTINCT CASE WHEN http_status = 206 THEN struct_pack(ip := remote_ip, ua := user_agent, k := key) END)
-               AS value
-        FROM (SELECT date_trunc('hour', ts) AS h, http_status, remote_ip, user_agent, key,
-                     regexp_extract(key, {pattern}, {groups!r}) AS m
-              FROM lake.raw_s3_access_logs
-              WHERE {AFFECTED} AND operation IN ({operations}) AND http_status IN (200, 206)
-                AND regexp_matches(key, {pattern}))
+        SELECT h AS ts, {dims_json} AS dims, sum(n) AS value
+        FROM (SELECT h, regexp_extract(key, {pattern}, {groups!r}) AS m, n
+              FROM (SELECT date_trunc('hour', ts) AS h, key,
+                           count(*) FILTER (WHERE http_status = 200)
+                         + count(DISTINCT CASE WHEN http_status = 206
+                                               THEN struct_pack(ip := remote_ip, ua := user_agent) END) AS n
+                    FROM lake.raw_s3_access_logs
+                    WHERE {AFFECTED} AND operation IN ({operations}) AND http_status IN (200, 206)
+                    GROUP BY ALL)
+              WHERE regexp_matches(key, {pattern}))
         GROUP BY ALL"""
 
 
