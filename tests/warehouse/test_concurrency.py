@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import queue as queue_module
+import sys
 
 import pipeline
 from warehouse import cube, lake
@@ -23,7 +24,15 @@ TIMEOUT = 240
 
 def start(ctx, target, *args):
     process = ctx.Process(target=target, args=args, daemon=True)
-    process.start()
+    # A spawned child re-runs the parent's __main__ file; after the dashboard tests Streamlit's AppTest has
+    # left app.py there. The workers need nothing from __main__, so hide its file while starting them.
+    main = sys.modules["__main__"]
+    saved = main.__dict__.pop("__file__", None)
+    try:
+        process.start()
+    finally:
+        if saved is not None:
+            main.__file__ = saved
     return process
 
 
