@@ -43,26 +43,19 @@ class BeaconState:
     def store_hits(self, bodies: list[bytes]) -> int:
         """Put accepted hits (JSON objects as `collectors.beacon.encode` makes them) in the inbox, keyed by
         their hit id, in one transaction; returns how many were new. Never waits: `Busy` when another
-        connection holds the write lock. One INSERT over json_each, so SQLite's driver (which releases the
-        GIL around each statement step) runs one step for the group, not one per row. The connection does
-        not checkpoint by itself (a checkpoint syncs to disk): `checkpoint()` does, from a thread."""
-        con = self._nowait()
+        connection holds the write lock. It is one statement, committed on its own (autocommit): SQLite's
+        driver releases the GIL around each statement step and a writer thread waits for the event loop to
+        get it back, so one step per group (not BEGIN, one INSERT per row, COMMIT) keeps the commit fast.
+        The connection does not checkpoint by itself (a checkpoint syncs to disk): `checkpoint()` does."""
         try:
-            con.execute("BEGIN IMMEDIATE")
+            return self._nowait().execute(
+                "INSERT OR IGNORE INTO inbox (kind, dedupe_key, received_at, headers, body) "
+                "SELECT 'beacon', value ->> '$.hit_id', ?, '{}', CAST(value AS BLOB) FROM json_each(?)",
+                [now_iso(), b"[" + b",".join(bodies) + b"]"]).rowcount
         except sqlite3.OperationalError as exc:
             if "locked" in str(exc) or "busy" in str(exc):
                 raise Busy(str(exc)) from None
             raise
-        try:
-            added = con.execute(
-                "INSERT OR IGNORE INTO inbox (kind, dedupe_key, received_at, headers, body) "
-                "SELECT 'beacon', value ->> '$.hit_id', ?, '{}', CAST(value AS BLOB) FROM json_each(?)",
-                [now_iso(), b"[" + b",".join(bodies) + b"]"]).rowcount
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
-        return added
 
     def store_hits_waiting(self, bodies: list[bytes], timeout: float = 30.0) -> int:
         """`store_hits`, retrying every millisecond while the database is busy (SQLite's own busy handler

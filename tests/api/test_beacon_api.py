@@ -357,3 +357,19 @@ def test_every_hit_answered_2xx_survives_a_sigkill_under_load_and_is_stored_once
     assert rows == distinct                                   # none twice
     assert set(acknowledged) <= stored                        # every 2xx is in the warehouse
     assert len(stored) - len(set(acknowledged)) <= 12         # at most the requests in flight at the kill
+
+
+def test_the_readme_documents_every_field_drop_reason_and_setting():
+    from api.beacon import UTM_FIELDS
+    from config import BeaconConfig, SourceConfig
+    readme = (ROOT / "README.md").read_text()
+    start = readme.index("## Web beacon")
+    section = readme[start:readme.index("\n## ", start + 1)]
+    for field in ("url", "site", "name", "referrer", "visitor", *UTM_FIELDS):
+        assert f"`{field}`" in section, field
+    for reason in ("invalid", "disabled", "unknown_site", "bot", "store_failed"):
+        assert f"`{reason}`" in section, reason
+    for key in set(BeaconConfig.model_fields) - set(SourceConfig.model_fields) | {"schedule", "history_days"}:
+        assert f"`{key}`" in section, key
+    for path in ("/api/event", "/b.gif", "/js/caskalytics.js", "/beacon/dropped", "/awareness/webtraffic/{period}"):
+        assert path in section, path
