@@ -129,6 +129,10 @@ def main() -> int:
         print(f"error: port {busy[0]} is already in use (is Caskalytics already running?)", file=sys.stderr)
         return 1
     processes = Processes()
+
+    def terminate(*_):
+        raise KeyboardInterrupt   # `kill` and service managers stop us like Ctrl-C does: children too
+    signal.signal(signal.SIGTERM, terminate)
     try:
         if cfg.demo.simulators:
             for name, value in DEMO_SECRETS.items():
@@ -154,7 +158,7 @@ Caskalytics is running{' on the demo simulators' if cfg.demo.simulators else ''}
   dashboard   http://localhost:{cfg.dashboard.port}
   REST API    http://localhost:{cfg.api.port}   (docs: http://localhost:{cfg.api.port}/docs)
   warehouse   {cfg.warehouse_dir}   logs: {log_dir}
-The first collection of the demo history takes a minute; `python scheduler.py status` shows progress.
+The first collection of the demo history takes a few minutes; `python scheduler.py status` shows progress.
 Press Ctrl-C to stop everything.""", flush=True)
         while True:
             processes.check()
