@@ -197,7 +197,9 @@ async def _constant_rate(port: int, rate: float, seconds: float, connections: in
     minutes = {}
     for second, values in per_second.items():
         minutes.setdefault(second // 60, []).extend(values)
+    slow_seconds = sum(1 for values in per_second.values() if sorted(values)[int(0.99 * len(values))] >= 25)
     return {"sent": total, "answered": len(latencies), "statuses": statuses, "seconds": took,
+            "seconds_with_p99_over_25ms": slow_seconds,
             "rate": len(latencies) / took, "p50_ms": pct(50), "p90_ms": pct(90), "p99_ms": pct(99),
             "p999_ms": pct(99.9), "max_ms": ordered[-1] if ordered else float("nan"),
             "p99_by_minute": [sorted(v)[int(0.99 * len(v))] for _, v in sorted(minutes.items())]}
@@ -310,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
         for server in servers:                      # warm-up: imports, first connections, the day's salt
             run = wrk(server, 2)
             if server is beacon:
-                answered, slack = answered + run.requests, slack + 50
+                answered, slack = answered + run.requests, slack + 64
 
         report.say(f"\n1. Throughput: wrk -t2 -c50 -d{seconds:g}s, {rounds} alternating rounds, one uvicorn worker each")
         runs: dict[str, list[WrkRun]] = {"bare": [], "beacon": []}
@@ -318,7 +320,7 @@ def main(argv: list[str] | None = None) -> int:
             for server in servers:
                 runs[server.name].append(wrk(server, seconds))
         answered += sum(r.requests for r in runs["beacon"])
-        slack += 50 * rounds
+        slack += 64 * rounds
         if any(r.errors for r in runs["beacon"]):
             answered = -1       # some answers were not 2xx: the exact comparison below does not apply
         for name, name_runs in runs.items():
@@ -371,12 +373,19 @@ def main(argv: list[str] | None = None) -> int:
             growth = last - first
             report.say(f"  answered {soak['answered']} hits ({soak['rate']:.0f}/s)  p99 {soak['p99_ms']:.1f} ms  "
                        f"max {soak['max_ms']:.1f} ms  statuses {soak['statuses']}")
-            report.say(f"  p99 per minute (ms): {', '.join(f'{v:.1f}' for v in soak['p99_by_minute'])}")
+            report.say(f"  p99 per minute (ms): {', '.join(f'{v:.1f}' for v in soak['p99_by_minute'])}; "
+                       f"seconds whose p99 was 25 ms or more: {soak['seconds_with_p99_over_25ms']} of {int(soak['seconds'])}")
             report.say(f"  RSS (MB): start {samples[0][1]:.1f}, after warm-up {first:.1f}, end {last:.1f}, "
                        f"max {max(mb for _, mb in samples):.1f}; growth {growth:+.1f} MB")
             report.check(growth <= max(FLAT_MB, first * FLAT_RATIO),
                          f"memory flat over the soak ({growth:+.1f} MB from {first:.1f} MB)")
             report.results["soak"] = {**soak, "rss_samples": samples, "rss_growth_mb": growth}
+            if not args.no_drain:
+                log_lines = (work / "drain.log").read_text().splitlines()
+                drains = [line for line in log_lines if "inbox drain" in line]
+                cubes = [float(line.split()[2]) for line in log_lines if " cube " in line]
+                report.say(f"  meanwhile: {len(drains)} drains, rollup updates taking "
+                           f"{', '.join(f'{c:g} s' for c in cubes) or 'none yet'}")
 
         for helper in helpers:
             helper.send_signal(signal.SIGTERM)

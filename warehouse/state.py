@@ -157,5 +157,8 @@ class State:
         with self.connection() as con:
             # The newest row always stays: SQLite gives a new row max(id) + 1, so deleting the newest row would
             # let later deliveries reuse ids at or below the drain cursors, and they would never be drained.
-            con.execute("DELETE FROM inbox WHERE kind = ? AND id <= ? AND received_at < ? "
-                        "AND id < (SELECT max(id) FROM inbox)", [kind, up_to_id, cutoff])
+            # In short transactions: one long DELETE would hold the write lock the API's inbox writes wait for.
+            while con.execute("DELETE FROM inbox WHERE id IN (SELECT id FROM inbox WHERE kind = ? AND id <= ? "
+                              "AND received_at < ? AND id < (SELECT max(id) FROM inbox) LIMIT 500)",
+                              [kind, up_to_id, cutoff]).rowcount:
+                pass
