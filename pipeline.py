@@ -22,6 +22,7 @@ from warehouse import cube, ingest, lake, schema
 from warehouse.state import State
 
 log = logging.getLogger("caskalytics.pipeline")
+INBOX_BATCH = 5000         # inbox rows per lake commit when draining
 
 
 @dataclass
@@ -136,7 +137,7 @@ def _drain_kind(writer: Writer, kind: str) -> RunSummary:
         return summary
     cursor_source = f"{kind}.inbox"
     cursor = ingest.load_cursor(writer.con, cursor_source) or {"last_id": 0}
-    rows = writer.state.inbox_after(kind, cursor["last_id"])
+    rows = writer.state.inbox_after(kind, cursor["last_id"], INBOX_BATCH)
     if not rows:
         return summary
     run_id = writer.state.start_run(kind, "drain")
@@ -150,7 +151,9 @@ def _drain_kind(writer: Writer, kind: str) -> RunSummary:
             summary.duplicates += result.duplicates
             summary.quarantined += result.quarantined
             writer.state.add_to_run(run_id, result.records, result.inserted, result.duplicates, result.quarantined)
-            rows = writer.state.inbox_after(kind, batch.cursor["last_id"])
+            if len(rows) < INBOX_BATCH:
+                break       # caught up: what arrives meanwhile waits for the next drain, in one larger batch
+            rows = writer.state.inbox_after(kind, batch.cursor["last_id"], INBOX_BATCH)
         writer.state.prune_inbox(kind, batch.cursor["last_id"], keep_days=getattr(module, "INBOX_KEEP_DAYS", 30))
         if getattr(module, "CUBE_AFTER_DRAIN", True):      # beacon: its scheduled job updates the cube instead
             cube.update(writer.con, writer.cfg)

@@ -43,10 +43,10 @@ class BeaconState:
     def store_hits(self, bodies: list[bytes]) -> int:
         """Put accepted hits (JSON objects as `collectors.beacon.encode` makes them) in the inbox, keyed by
         their hit id, in one transaction; returns how many were new. Never waits: `Busy` when another
-        connection holds the write lock. It is one statement, committed on its own (autocommit): SQLite's
-        driver releases the GIL around each statement step and a writer thread waits for the event loop to
-        get it back, so one step per group (not BEGIN, one INSERT per row, COMMIT) keeps the commit fast.
-        The connection does not checkpoint by itself (a checkpoint syncs to disk): `checkpoint()` does."""
+        connection holds the write lock (the API calls this on its event loop). One statement over
+        json_each, committed on its own (autocommit): one SQLite step for the whole group, not BEGIN, an
+        INSERT per hit and COMMIT. The connection (one per thread) does not checkpoint by itself, since a
+        checkpoint syncs to disk: `checkpoint()` does, from a housekeeping thread."""
         try:
             return self._nowait().execute(
                 "INSERT OR IGNORE INTO inbox (kind, dedupe_key, received_at, headers, body) "

@@ -218,6 +218,29 @@ def wait_for_hits(cfg, before: set, count: int, seconds: float = 15) -> list[dic
     raise AssertionError(f"{count} hits expected from the browser, got {len(new)}")
 
 
+def test_hits_wait_for_a_writer_that_holds_the_state_database_and_are_all_stored(beacon):
+    cfg, base_url = beacon
+    holder = sqlite3.connect(cfg.warehouse_dir / "state.sqlite", isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")                  # another process writing (the scheduler's prune, say)
+    answers: list[requests.Response] = []
+
+    def send(n: int) -> None:
+        answers.append(requests.post(f"{base_url}/api/event", json={"url": f"https://cask.co/locked/{n}"},
+                                     headers={"User-Agent": BROWSER}, timeout=30))
+    senders = [threading.Thread(target=send, args=(n,)) for n in range(6)]
+    for thread in senders:
+        thread.start()
+    time.sleep(0.5)
+    assert answers == []                               # nobody is told "stored" before it is
+    holder.execute("COMMIT")
+    holder.close()
+    for thread in senders:
+        thread.join(30)
+    assert sorted(a.status_code for a in answers) == [202] * 6
+    stored = inbox_hits(cfg)
+    assert all(a.json()["hit"] in stored for a in answers)
+
+
 # -- /awareness/webtraffic against a plain reading of the documented rules ---------------------------------
 def bucket(ts: datetime, grain: str) -> datetime:
     ts = ts.replace(minute=0, second=0, microsecond=0)
