@@ -229,8 +229,8 @@ def stored_hits(warehouse: Path) -> int:
 def drainer(config_path: Path, env: dict, log: Path) -> subprocess.Popen:
     """The scheduler's beacon work as `scheduler.py run` does it: the inbox drain every 5 s, and the beacon
     job (the web.* rollups) every minute."""
-    code = ("import time, config; from pipeline import Writer, drain_inbox, run_source\n"
-            "w = Writer(config.load()); cubed = time.time()\n"
+    code = ("import time, config, scheduler; from pipeline import Writer, drain_inbox, run_source\n"
+            "scheduler.yield_cpu_to_servers(); w = Writer(config.load()); cubed = time.time()\n"
             "while True:\n"
             "    s = drain_inbox(w); print(time.strftime('%H:%M:%S'), s.line(), flush=True)\n"
             "    if time.time() - cubed >= 60:\n"
