@@ -41,7 +41,7 @@ def linkedin_followers_sql(cfg: Config, affected: str) -> str:
                        ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0)
             FROM gains g JOIN anchor a USING (organization)
             WHERE epoch(g.ts) // 86400 < epoch(a.ts) // 86400)      -- UTC days before the count's day
-        SELECT date_trunc('hour', ts) AS ts, '{{}}' AS dims, arg_max(value, ts) AS value
+        SELECT fact_hour(ts) AS ts, '{{}}' AS dims, arg_max(value, ts) AS value
         FROM points WHERE {affected} GROUP BY 1"""
 
 
@@ -69,7 +69,7 @@ def seo_share_of_voice_sql(cfg: Config, affected: str) -> str:
             LEFT JOIN ctr c ON c.position = r.position
             GROUP BY ALL),
         days AS (SELECT ts, sum(clicks) AS total FROM clicks GROUP BY ts HAVING sum(clicks) > 0)
-        SELECT date_trunc('hour', d.ts) AS ts, json_object('brand', b.brand)::VARCHAR AS dims,
+        SELECT fact_hour(d.ts) AS ts, json_object('brand', b.brand)::VARCHAR AS dims,
                100.0 * coalesce(c.clicks, 0) / d.total AS value
         FROM days d CROSS JOIN (SELECT DISTINCT brand FROM brand_domains) b
         LEFT JOIN clicks c ON c.ts = d.ts AND c.brand = b.brand"""

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from config import Config
 from warehouse import awareness_sql
@@ -77,7 +79,21 @@ def version_groups(cfg: Config) -> list[str]:
     return [by_index.get(i, f"_group{i}") for i in range(1, compiled.groups + 1)]
 
 
-AFFECTED = "date_trunc('hour', ts) IN (SELECT h FROM affected_hours) AND ts >= (SELECT min(h) FROM affected_hours) " \
+def fact_hour_macro(tz: str) -> str:
+    """SQL defining `fact_hour(ts)`: the start of the reporting zone's hour that holds `ts`, as a UTC instant.
+    The hourly facts use it so that every local hour, and so every local day, is a union of whole facts:
+    in a zone offset by :30 or :45 (India, Newfoundland, Nepal) a zone hour starts at :30 or :45 UTC. The
+    minutes come from the zone's offset on 1 January (a zone whose DST moves it by 30 minutes, such as Lord
+    Howe Island, is off by those minutes half the year)."""
+    offset = ZoneInfo(tz).utcoffset(datetime(datetime.now().year, 1, 1))
+    minutes = int(offset.total_seconds() // 60) % 60
+    if minutes == 0:
+        return "CREATE OR REPLACE TEMP MACRO fact_hour(t) AS date_trunc('hour', t)"
+    return (f"CREATE OR REPLACE TEMP MACRO fact_hour(t) AS "
+            f"date_trunc('hour', t + INTERVAL {minutes} MINUTE) - INTERVAL {minutes} MINUTE")
+
+
+AFFECTED = "fact_hour(ts) IN (SELECT h FROM affected_hours) AND ts >= (SELECT min(h) FROM affected_hours) " \
            "AND ts < (SELECT max(h) FROM affected_hours) + INTERVAL 1 HOUR"
 
 
@@ -92,7 +108,7 @@ def downloads_sql(cfg: Config) -> str:
     return f"""
         SELECT h AS ts, {dims_json} AS dims, sum(n) AS value
         FROM (SELECT h, regexp_extract(key, {pattern}, {groups!r}) AS m, n
-              FROM (SELECT date_trunc('hour', ts) AS h, key,
+              FROM (SELECT fact_hour(ts) AS h, key,
                            count(*) FILTER (WHERE http_status = 200)
                          + count(DISTINCT CASE WHEN http_status = 206
                                                THEN struct_pack(ip := remote_ip, ua := user_agent) END) AS n
@@ -106,7 +122,7 @@ def downloads_sql(cfg: Config) -> str:
 def _gauge_from(observations: str) -> str:
     """Last observation per repo and hour; `priority` lets exact counts win over reconstructed ones."""
     return f"""
-        SELECT date_trunc('hour', ts) AS ts, json_object('repo', repo)::VARCHAR AS dims,
+        SELECT fact_hour(ts) AS ts, json_object('repo', repo)::VARCHAR AS dims,
                arg_max(value, struct_pack(p := priority, t := ts)) AS value
         FROM ({observations}) WHERE {AFFECTED} GROUP BY ALL"""
 
@@ -147,7 +163,7 @@ def github_sql(metric: str) -> str:
     }[metric]
     # The webhook and the REST poller may both have seen an item: count each (repo, id) once.
     return f"""
-        SELECT date_trunc('hour', ts) AS ts, json_object('repo', repo)::VARCHAR AS dims, count(*) AS value
+        SELECT fact_hour(ts) AS ts, json_object('repo', repo)::VARCHAR AS dims, count(*) AS value
         FROM (SELECT repo, item, min(ts) AS ts FROM (
                 SELECT repo, item_id AS item, ts FROM lake.raw_github_events WHERE event = '{event}' AND action = '{action}'
                 UNION ALL SELECT repo, {id_column}, ts FROM lake.{table})
@@ -160,7 +176,7 @@ def observation_sql(table: str, metric: Metric) -> str:
     (dims, ts), then summed (counter) or last-by-time (gauge) within the hour."""
     combine = "sum(value)" if metric.kind == COUNTER else "arg_max(value, observed)"
     return f"""
-        SELECT date_trunc('hour', observed) AS ts, dims, {combine} AS value
+        SELECT fact_hour(observed) AS ts, dims, {combine} AS value
         FROM (SELECT ts AS observed, dims, arg_max(value, fetched_at) AS value FROM lake.{table}
               WHERE metric = {sql_literal(metric.name)} AND {AFFECTED} GROUP BY ts, dims)
         GROUP BY ALL"""
@@ -187,7 +203,7 @@ def youtube_subscribers_sql() -> str:
             SELECT n.ts, a.subscribers - coalesce(sum(n.gained) OVER (
                        ORDER BY n.ts DESC ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0)
             FROM net n, anchor a WHERE n.ts < a.ts)
-        SELECT date_trunc('hour', ts) AS ts, '{{}}' AS dims, arg_max(value, ts) AS value
+        SELECT fact_hour(ts) AS ts, '{{}}' AS dims, arg_max(value, ts) AS value
         FROM points WHERE {AFFECTED} GROUP BY 1"""
 
 
@@ -210,7 +226,7 @@ def salesforce_sql(cfg: Config, metric: Metric) -> str:
                 UNION ALL SELECT id, ts FROM lake.raw_salesforce_lead_status_changes WHERE new_status {in_stage})
             GROUP BY id"""
     return f"""
-        SELECT date_trunc('hour', ts) AS ts, '{{}}' AS dims, count(*) AS value
+        SELECT fact_hour(ts) AS ts, '{{}}' AS dims, count(*) AS value
         FROM ({first_seen}) WHERE {AFFECTED} GROUP BY ALL"""
 
 
@@ -223,23 +239,23 @@ def beacon_sql(cfg: Config, metric: Metric) -> str:
         return distinct_sql([metric], lambda h: h, "SELECT h FROM affected_hours")
     if metric.name == "web.pageviews":
         return f"""
-            SELECT date_trunc('hour', ts) AS ts, json_object('path', path)::VARCHAR AS dims, count(*) AS value
+            SELECT fact_hour(ts) AS ts, json_object('path', path)::VARCHAR AS dims, count(*) AS value
             FROM lake.raw_beacon WHERE name = 'pageview' AND {AFFECTED} GROUP BY ALL"""
     if metric.name == "web.blog_views":
         prefixes = " OR ".join(f"starts_with(path, {sql_literal(p)})" for p in settings.blog_prefixes) or "FALSE"
         return f"""
-            SELECT date_trunc('hour', ts) AS ts, '{{}}' AS dims, count(*) AS value
+            SELECT fact_hour(ts) AS ts, '{{}}' AS dims, count(*) AS value
             FROM lake.raw_beacon WHERE name = 'pageview' AND ({prefixes}) AND {AFFECTED} GROUP BY ALL"""
     if metric.name == "web.sessions":
         timeout = f"INTERVAL {int(settings.session_minutes)} MINUTE"
         # A hit in an affected hour has its previous hit (if it matters) no earlier than `timeout` before it.
         return f"""
-            SELECT date_trunc('hour', ts) AS ts, '{{}}' AS dims, count(*) AS value
+            SELECT fact_hour(ts) AS ts, '{{}}' AS dims, count(*) AS value
             FROM (SELECT ts, ts - lag(ts) OVER (PARTITION BY site, visitor_id ORDER BY ts, hit_id) AS gap
                   FROM lake.raw_beacon
                   WHERE ts >= (SELECT min(h) FROM affected_hours) - {timeout}
                     AND ts < (SELECT max(h) FROM affected_hours) + INTERVAL 1 HOUR)
-            WHERE (gap IS NULL OR gap >= {timeout}) AND date_trunc('hour', ts) IN (SELECT h FROM affected_hours)
+            WHERE (gap IS NULL OR gap >= {timeout}) AND fact_hour(ts) IN (SELECT h FROM affected_hours)
             GROUP BY ALL"""
     raise KeyError(metric.name)
 
@@ -259,10 +275,10 @@ def distinct_rows_sql(cfg: Config, source: str) -> str:
     tz = sql_literal(cfg.warehouse.timezone)
     return f"""
         WITH active AS (
-            SELECT DISTINCT site || ' ' || visitor_id AS who, date_trunc('hour', ts) AS h FROM lake.raw_beacon
+            SELECT DISTINCT site || ' ' || visitor_id AS who, fact_hour(ts) AS h FROM lake.raw_beacon
             WHERE ts >= timezone({tz}, (SELECT min(date_trunc('year', timezone({tz}, h))) FROM affected_hours))),
         firsts AS (
-            SELECT site || ' ' || visitor_id AS who, date_trunc('hour', min(ts)) AS first_h FROM lake.raw_beacon
+            SELECT site || ' ' || visitor_id AS who, fact_hour(min(ts)) AS first_h FROM lake.raw_beacon
             GROUP BY ALL)
         SELECT who, h, first_h FROM active JOIN firsts USING (who)"""
 

@@ -7,7 +7,8 @@ of America/New_York and Europe/Berlin in 2025, a quarter boundary, and has the s
 from __future__ import annotations
 
 import random
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -294,20 +295,26 @@ def test_unknown_metric_dimension_or_grain_is_a_query_error(one_batch):
                 queries.metric_series(cur, cfg, req)
 
 
-@pytest.mark.xfail(strict=True, reason="metric_points are whole UTC hours, so in a zone offset by :30 or :45 "
-                                       "(Asia/Kolkata, Asia/Kathmandu) a record is bucketed by its UTC hour's "
-                                       "local start: 00:15 IST on Jan 2 counts on Jan 1")
-def test_zones_with_half_hour_offsets_bucket_by_local_time(tmp_path):
-    cfg = make_config(tmp_path, "Asia/Kolkata")
+@pytest.mark.parametrize("zone", ["Asia/Kolkata", "Asia/Kathmandu", "America/St_Johns"])
+def test_zones_with_half_hour_offsets_bucket_by_local_time(tmp_path, zone):
+    """In a zone offset by :30 or :45, 23:50 and 00:10 local time fall on two days and in two local hours."""
+    cfg = make_config(tmp_path, zone)
+    local = ZoneInfo(zone)
+    before_midnight = datetime(2025, 1, 1, 23, 50, tzinfo=local).astimezone(timezone.utc)
+    after_midnight = datetime(2025, 1, 2, 0, 10, tzinfo=local).astimezone(timezone.utc)
     writer = pipeline.Writer(cfg)
     try:
         commit(writer, "s3_access_logs", "raw_s3_access_logs", [
-            {"ts": datetime(2025, 1, 1, 18, 45, tzinfo=timezone.utc), "bucket": "b", "request_id": "k1",
-             "operation": "REST.GET.OBJECT", "key": "cask/1.2.0/cask.tgz", "remote_ip": "198.51.100.1",
-             "user_agent": "curl/8", "http_status": 200}], {"after": "k1"})
+            {"ts": ts, "bucket": "b", "request_id": f"k{n}", "operation": "REST.GET.OBJECT",
+             "key": "cask/1.2.0/cask.tgz", "remote_ip": f"198.51.100.{n}", "user_agent": "curl/8", "http_status": 200}
+            for n, ts in enumerate([before_midnight, after_midnight, after_midnight + timedelta(minutes=5)])],
+            {"after": "k2"})
         cube.update(writer.con, cfg)
         with Reader(cfg).cursor() as cur:
             days = queries.metric_series(cur, cfg, SeriesRequest("downloads", "day", D("2025-01-01"), D("2025-01-02")))
-        assert [(p["start"], p["value"]) for p in days["points"]] == [("2025-01-01", 0), ("2025-01-02", 1)]
+            hours = queries.metric_series(cur, cfg, SeriesRequest("downloads", "hour", D("2025-01-01"), D("2025-01-02")))
+        assert [(p["start"], p["value"]) for p in days["points"]] == [("2025-01-01", 1), ("2025-01-02", 2)]
+        nonzero = [(p["start"], p["value"]) for p in hours["points"] if p["value"]]
+        assert [(start[11:16], value) for start, value in nonzero] == [("23:00", 1), ("00:00", 2)]
     finally:
         writer.close()
