@@ -14,254 +14,48 @@ aliases answer too):
 Lists page with `per_page` (at most 100, default 30) and `page`, and answer `Link` headers with rel="next",
 "last", "first" and "prev".
 
-History: each repository gets a profile derived from its name (star rate, growth, release cadence) and a
-day-by-day history from `start`, each day drawn from a random generator seeded by (seed, repo, day), so the
-same arguments always give the same stars, forks, pull requests and releases. Stars grow steadily, dip at
-weekends, burst for a few days after each release, and a few users unstar. The server shows what had
-happened by its clock: the real time by default, or a time a test sets (`set_time`), so tests can make
-history "happen" and the `WebhookSender` can deliver exactly the events of a time window.
+Test hooks in process: `inject_faults` (any status with Retry-After, or a dropped connection),
+`inject_items` (raw JSON items in a listing), `set_time`; the generated history is in
+`simulators/github_repos.py`. The server shows what had happened by its clock: the real time by default, or a
+time a test sets (`set_time`), so tests can make history "happen" and the `WebhookSender` can deliver
+exactly the events of a time window.
 
 Run: python -m simulators.github --port 8091 --repos caskdata/cdap,caskdata/coopr \
          [--webhook-url http://127.0.0.1:8000/webhooks/github --secret-env GITHUB_WEBHOOK_SECRET]
 """
 from __future__ import annotations
 
-import argparse
 import base64
-import bisect
 import hashlib
 import hmac
 import json
 import logging
 import math
 import os
-import random
 import re
-import signal
 import sys
 import threading
 import time
 import uuid
-from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import requests
 
+from simulators.github_repos import DEFAULT_START, Fork, Pull, Release, RepoHistory, Star
+from simulators.jsonserver import JsonApiSimulator, Reply, Request, argument_parser, serve_until_stopped
+from simulators.randomness import stable_number
+
 log = logging.getLogger("caskalytics.simulators.github")
 UTC = timezone.utc
-DEFAULT_START = date(2025, 1, 1)
 LOOKAHEAD_DAYS = 3              # drafts exist before their publish day, so generate a little ahead of the clock
 STAR_MEDIA_TYPE = "application/vnd.github.star+json"
 DOCS_URL = "https://docs.github.com/rest"
-WEEKDAY_FACTOR = (1.15, 1.2, 1.2, 1.15, 1.0, 0.55, 0.5)     # Monday..Sunday: developers star on workdays
-HOUR_WEIGHTS = (3, 2, 2, 1, 1, 1, 2, 3, 5, 7, 8, 8, 9, 10, 11, 11, 10, 9, 8, 7, 6, 5, 4, 3)   # UTC: EU + US day
-UNSTARS_PER_DAY = 0.03          # "a few" a year
-FORKS_PER_STAR = 0.22
-FIRST_NAMES = ("alex", "sam", "maria", "wei", "priya", "jonas", "fatima", "diego", "yuki", "olga", "noah", "lena",
-               "omar", "chen", "ana", "ivan", "sara", "raj", "emma", "kofi", "mei", "lucas", "aisha", "tomas")
-NAME_WORDS = ("dev", "data", "codes", "ops", "hacks", "eng", "io", "lab", "py", "js", "ml", "cloud")
-PULL_TITLES = ("Fix NPE in {}", "Add metrics for {}", "Upgrade {} dependencies", "Improve {} error messages",
-               "Speed up {} startup", "Document {} configuration", "Support Java 17 in {}", "Refactor {} tests")
-COMPONENTS = ("app fabric", "pipeline UI", "dataset service", "router", "metrics", "logging", "CLI", "SDK")
 
 
 def iso(moment: datetime | None) -> str | None:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if moment else None
-
-
-def _number_from(text: str, low: int, high: int) -> int:
-    """A stable number in [low, high] from `text` (Python's hash() changes between processes)."""
-    return low + int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big") % (high - low + 1)
-
-
-def _poisson(rng: random.Random, mean: float) -> int:
-    if mean <= 0:
-        return 0
-    if mean > 30:
-        return max(0, round(rng.gauss(mean, math.sqrt(mean))))
-    limit, count, product = math.exp(-mean), 0, rng.random()
-    while product > limit:
-        count += 1
-        product *= rng.random()
-    return count
-
-
-# -- generated history ------------------------------------------------------------------------------------
-@dataclass
-class Star:
-    login: str
-    starred_at: datetime
-    unstarred_at: datetime | None = None
-
-
-@dataclass
-class Fork:
-    owner: str
-    repo_id: int
-    created_at: datetime
-
-
-@dataclass
-class Pull:
-    number: int
-    id: int
-    title: str
-    author: str
-    created_at: datetime
-    closed_at: datetime | None
-    merged: bool
-
-    def closed_by(self, moment: datetime) -> bool:
-        return self.closed_at is not None and self.closed_at <= moment
-
-
-@dataclass
-class Release:
-    id: int
-    tag: str
-    created_at: datetime       # a draft from here (visible to authenticated callers) ...
-    published_at: datetime     # ... published from here
-    prerelease: bool
-
-
-@dataclass(frozen=True)
-class Profile:
-    """How a repository behaves, derived from its name so every run agrees."""
-    stars_per_day: float
-    yearly_growth: float
-    release_every_days: int
-    pulls_per_workday: float
-
-    @classmethod
-    def of(cls, full_name: str) -> Profile:
-        return cls(stars_per_day=_number_from(full_name + "/stars", 80, 400) / 100,
-                   yearly_growth=_number_from(full_name + "/growth", 30, 90) / 100,
-                   release_every_days=_number_from(full_name + "/releases", 35, 75),
-                   pulls_per_workday=_number_from(full_name + "/pulls", 80, 300) / 100)
-
-
-@dataclass
-class RepoHistory:
-    """Everything that ever happens to one repository, generated day by day up to `generated_through`."""
-    full_name: str
-    seed: int
-    start: date
-    profile: Profile = field(init=False)
-    repo_id: int = field(init=False)
-    stars: list[Star] = field(default_factory=list)               # in starred_at order
-    star_times: list[datetime] = field(default_factory=list)      # parallel to `stars`, for bisect
-    unstar_times: list[datetime] = field(default_factory=list)    # sorted: unstars are generated in time order
-    forks: list[Fork] = field(default_factory=list)
-    pulls: list[Pull] = field(default_factory=list)
-    releases: list[Release] = field(default_factory=list)
-    generated_through: date = field(init=False)
-    _next_release_day: date = field(init=False)
-    _next_number: int = 1
-    _version: tuple[int, int, int] = (1, 0, 0)
-
-    def __post_init__(self):
-        self.profile = Profile.of(self.full_name)
-        self.repo_id = _number_from(self.full_name + "/id", 10_000_000, 99_999_999)
-        self.generated_through = self.start - timedelta(days=1)
-        self._next_release_day = self.start + timedelta(days=self.profile.release_every_days // 2)
-
-    @property
-    def owner(self) -> str:
-        return self.full_name.split("/")[0]
-
-    @property
-    def created_at(self) -> datetime:
-        return datetime.combine(self.start, datetime.min.time(), UTC)
-
-    def extend_to(self, last_day: date) -> None:
-        while self.generated_through < last_day:
-            self.generated_through += timedelta(days=1)
-            self._generate(self.generated_through)
-
-    def _generate(self, day: date) -> None:
-        rng = random.Random(f"{self.seed}/{self.full_name}/{day.isoformat()}")
-        midnight = datetime.combine(day, datetime.min.time(), UTC)
-
-        def moment() -> datetime:
-            hour = rng.choices(range(24), weights=HOUR_WEIGHTS)[0]
-            return midnight + timedelta(hours=hour, seconds=rng.randrange(3600))
-
-        trend = 1 + self.profile.yearly_growth * (day - self.start).days / 365.25
-        published = [r.published_at.date() for r in self.releases if r.published_at.date() <= day]
-        burst = 1 + 5 * math.exp(-(day - published[-1]).days / 2.5) if published else 1.0
-        star_rate = self.profile.stars_per_day * trend * WEEKDAY_FACTOR[day.weekday()] * burst
-
-        for when in sorted(moment() for _ in range(_poisson(rng, star_rate))):
-            index = len(self.stars) + 1
-            login = f"{rng.choice(FIRST_NAMES)}-{rng.choice(NAME_WORDS)}-{index}"
-            self.stars.append(Star(login, when))
-            self.star_times.append(when)
-        if rng.random() < UNSTARS_PER_DAY:
-            earlier = [s for s in self.stars if s.starred_at < midnight and s.unstarred_at is None]
-            if earlier:
-                gone = rng.choice(earlier)
-                gone.unstarred_at = moment()
-                self.unstar_times.append(gone.unstarred_at)
-        for when in sorted(moment() for _ in range(_poisson(rng, star_rate * FORKS_PER_STAR))):
-            owner = f"{rng.choice(FIRST_NAMES)}-{rng.choice(NAME_WORDS)}-f{len(self.forks) + 1}"
-            self.forks.append(Fork(owner, _number_from(f"{self.full_name}/fork/{owner}", 100_000_000, 999_999_999),
-                                   when))
-        workday = day.weekday() < 5
-        for when in sorted(moment() for _ in range(_poisson(rng, self.profile.pulls_per_workday * trend
-                                                                 * (1.0 if workday else 0.25)))):
-            number = self._next_number
-            self._next_number += rng.choice((1, 1, 1, 2, 3))    # issues share the numbering, so there are gaps
-            outcome = rng.random()
-            closed_at = when + timedelta(hours=rng.expovariate(1 / 60)) if outcome < 0.92 else None
-            self.pulls.append(Pull(number, _number_from(f"{self.full_name}/pull/{number}", 10**8, 10**9),
-                                   rng.choice(PULL_TITLES).format(rng.choice(COMPONENTS)),
-                                   f"{rng.choice(FIRST_NAMES)}-{rng.choice(NAME_WORDS)}-{rng.randrange(1, 400)}",
-                                   when, closed_at, merged=outcome < 0.75))
-        if day >= self._next_release_day and day.weekday() in (1, 2, 3):     # releases ship Tuesday..Thursday
-            self._release(rng, midnight)
-
-    def _release(self, rng: random.Random, midnight: datetime) -> None:
-        major, minor, patch = self._version
-        minor_bump = len(self.releases) % 4 == 3
-        self._version = (major, minor + 1, 0) if minor_bump else (major, minor, patch + 1)
-        published_at = midnight + timedelta(hours=rng.randrange(15, 19), seconds=rng.randrange(3600))
-        prerelease = rng.random() < 0.1
-        tag = "v{}.{}.{}".format(*self._version) + ("-rc1" if prerelease else "")
-        self.releases.append(Release(_number_from(f"{self.full_name}/release/{tag}", 10**7, 10**8), tag,
-                                     published_at - timedelta(days=2, hours=rng.randrange(0, 6)), published_at,
-                                     prerelease))
-        jitter = rng.randrange(-7, 8)
-        self._next_release_day = midnight.date() + timedelta(days=self.profile.release_every_days + jitter)
-
-    # -- what had happened at a moment --------------------------------------------------------------------
-    def stars_at(self, moment: datetime) -> int:
-        return bisect.bisect_right(self.star_times, moment) - bisect.bisect_right(self.unstar_times, moment)
-
-    def stargazers_at(self, moment: datetime) -> list[Star]:
-        """Current stargazers at `moment`, oldest star first (GitHub's order)."""
-        visible = self.stars[:bisect.bisect_right(self.star_times, moment)]
-        return [s for s in visible if s.unstarred_at is None or s.unstarred_at > moment]
-
-    def forks_at(self, moment: datetime) -> int:
-        return sum(1 for f in self.forks if f.created_at <= moment)
-
-    def subscribers_at(self, moment: datetime) -> int:
-        return 3 + self.stars_at(moment) // 12      # roughly one watcher per dozen stars
-
-    def pulls_at(self, moment: datetime) -> list[Pull]:
-        return [p for p in self.pulls if p.created_at <= moment]
-
-    def open_issues_at(self, moment: datetime) -> int:
-        """GitHub counts open pull requests as open issues too."""
-        open_pulls = sum(1 for p in self.pulls_at(moment) if not p.closed_by(moment))
-        return open_pulls + 5 + max(0, (moment.date() - self.start).days) // 30
-
-    def releases_at(self, moment: datetime, include_drafts: bool) -> list[Release]:
-        return [r for r in self.releases
-                if r.published_at <= moment or (include_drafts and r.created_at <= moment)]
 
 
 # -- GitHub's JSON shapes -----------------------------------------------------------------------------------
@@ -270,7 +64,7 @@ def _node_id(kind: str, number: int) -> str:
 
 
 def user_json(login: str, api: str, kind: str = "User") -> dict:
-    user_id = _number_from("user/" + login, 1_000_000, 99_999_999)
+    user_id = stable_number("user/" + login, 1_000_000, 99_999_999)
     return {
         "login": login, "id": user_id, "node_id": _node_id(kind, user_id),
         "avatar_url": f"https://avatars.githubusercontent.com/u/{user_id}?v=4", "gravatar_id": "",
@@ -348,7 +142,6 @@ def stargazer_json(star: Star, api: str, with_time: bool) -> dict:
     user = user_json(star.login, api)
     return {"starred_at": iso(star.starred_at), "user": user} if with_time else user
 
-
 # -- the server ---------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Raw:
@@ -356,61 +149,21 @@ class Raw:
     value: object
 
 
-@dataclass(frozen=True)
-class Fault:
-    status: int                  # 0 = drop the connection without an answer
-    retry_after: float | None = None
-
-
-class GitHubSimulator:
+class GitHubSimulator(JsonApiSimulator):
     """The simulated GitHub. `start()` serves it on a thread; use as a context manager in tests."""
+    server_name = "GitHub.com"
+    content_type = "application/json; charset=utf-8"
+    json_indent = 2
+    date_follows_clock = False
+    fault_hook_fields = ("retry_after",)
 
-    def __init__(self, repos: list[str], *, seed: int = 1, start: date = DEFAULT_START, now: datetime | None = None,
-                 host: str = "127.0.0.1", port: int = 0, token: str | None = None):
+    def __init__(self, repos: list[str], *, seed: int = 1, start: date = DEFAULT_START, token: str | None = None,
+                 **server):
+        super().__init__(**server)
         self.histories = {name.lower(): RepoHistory(name, seed, start) for name in repos}
-        self._frozen_now = now
-        self.host, self.port = host, port
         self.token = token               # when set, requests must carry it (to test bad credentials)
-        self.faults: deque[Fault] = deque()
         self.injected: dict[tuple[str, str], list] = {}
-        self.requests: list[str] = []    # every API request path, for tests that check what was asked
         self.served = 0
-        self._lock = threading.RLock()
-        self._server: ThreadingHTTPServer | None = None
-
-    # -- lifecycle ----------------------------------------------------------------------------------------
-    def start(self) -> GitHubSimulator:
-        self._server = ThreadingHTTPServer((self.host, self.port), _Handler)
-        self._server.daemon_threads = True
-        self._server.block_on_close = False     # idle keep-alive connections must not hold up stop()
-        self._server.simulator = self
-        self.port = self._server.server_address[1]
-        threading.Thread(target=self._server.serve_forever, name="github-simulator", daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        if self._server:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> GitHubSimulator:
-        return self.start()
-
-    def __exit__(self, *_) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    # -- the clock and the truth --------------------------------------------------------------------------
-    def now(self) -> datetime:
-        return self._frozen_now or datetime.now(UTC).replace(microsecond=0)
-
-    def set_time(self, moment: datetime) -> None:
-        """Freeze the clock at `moment`: everything up to it has happened, nothing after."""
-        self._frozen_now = moment.astimezone(UTC)
 
     def history(self, repo: str) -> RepoHistory:
         """The repository's generated history, extended to cover the clock."""
@@ -422,125 +175,80 @@ class GitHubSimulator:
     def repos(self) -> list[str]:
         return [h.full_name for h in self.histories.values()]
 
-    # -- test hooks ---------------------------------------------------------------------------------------
-    def inject_faults(self, count: int, status: int = 500, retry_after: float | None = None) -> None:
-        """Answer the next `count` API requests with `status` (0 drops the connection), with Retry-After."""
-        with self._lock:
-            self.faults.extend(Fault(status, retry_after) for _ in range(count))
-
     def inject_items(self, repo: str, listing: str, items: list) -> None:
         """Add raw JSON items to a listing ("stargazers", "pulls", "releases"): where newest items go."""
         with self._lock:
             self.injected.setdefault((repo.lower(), listing), []).extend(Raw(item) for item in items)
 
-    def take_fault(self) -> Fault | None:
-        with self._lock:
-            return self.faults.popleft() if self.faults else None
+    # -- GitHub's envelope and headers --------------------------------------------------------------------
+    def error_body(self, status: int, message: str) -> dict:
+        return {"message": message, "documentation_url": DOCS_URL, "status": str(status)}
 
+    def fault_body(self, status: int) -> dict:
+        if status in (403, 429):
+            return self.error_body(status, "You have exceeded a secondary rate limit. Please wait a few minutes "
+                                           "before you try again.")
+        return self.error_body(status, "Server Error")
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"      # keep-alive, like the real API
-    disable_nagle_algorithm = True     # headers and body go out in separate writes: don't wait for an ACK
-
-    @property
-    def sim(self) -> GitHubSimulator:
-        return self.server.simulator
-
-    def version_string(self) -> str:
-        return "GitHub.com"
-
-    def log_message(self, fmt: str, *args) -> None:
-        log.debug("%s " + fmt, self.address_string(), *args)
-
-    # -- plumbing -----------------------------------------------------------------------------------------
-    def _send(self, status: int, body, headers: dict[str, str] | None = None) -> None:
-        data = json.dumps(body, indent=2).encode()
-        self.send_response(status)
-        self.sim.served += 1
-        used = self.sim.served % 5000          # plausible rate-limit headers; the quota never runs out here
+    def common_headers(self) -> dict[str, str]:
+        self.served += 1
+        used = self.served % 5000          # plausible rate-limit headers; the quota never runs out here
         reset = (int(time.time()) // 3600 + 1) * 3600
-        for name, value in {
-            "Content-Type": "application/json; charset=utf-8", "Content-Length": str(len(data)),
-            "X-GitHub-Api-Version-Selected": "2022-11-28", "X-GitHub-Request-Id": uuid.uuid4().hex[:20].upper(),
-            "X-RateLimit-Limit": "5000", "X-RateLimit-Remaining": str(5000 - used), "X-RateLimit-Reset": str(reset),
-            "X-RateLimit-Used": str(used),
-            "X-RateLimit-Resource": "core", **(headers or {}),
-        }.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(data)
+        return {"X-GitHub-Api-Version-Selected": "2022-11-28", "X-GitHub-Request-Id": uuid.uuid4().hex[:20].upper(),
+                "X-RateLimit-Limit": "5000", "X-RateLimit-Remaining": str(5000 - used),
+                "X-RateLimit-Reset": str(reset), "X-RateLimit-Used": str(used), "X-RateLimit-Resource": "core"}
 
-    def _error(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
-        self._send(status, {"message": message, "documentation_url": DOCS_URL, "status": str(status)}, headers)
-
-    def _authenticated(self) -> bool | None:
+    def _authenticated(self, request: Request) -> bool | None:
         """True/False for a caller with/without credentials; None for wrong credentials."""
-        given = self.headers.get("Authorization", "")
+        given = request.headers.get("authorization", "")
         if not given:
             return False
-        if self.sim.token is None:
+        if self.token is None:
             return True
         scheme, _, token = given.partition(" ")
-        return True if scheme.lower() in ("bearer", "token") and token == self.sim.token else None
+        return True if scheme.lower() in ("bearer", "token") and token == self.token else None
 
     # -- requests -----------------------------------------------------------------------------------------
-    def do_POST(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b"{}"
-        if urlsplit(self.path).path != "/_sim/faults":
-            return self._error(404, "Not Found")
-        try:
-            spec = json.loads(raw)
-            self.sim.inject_faults(int(spec.get("count", 1)), int(spec.get("status", 500)), spec.get("retry_after"))
-        except (ValueError, TypeError, AttributeError) as exc:
-            return self._error(400, f"expected {{count, status, retry_after}}: {exc}")
-        self._send(200, {"queued": len(self.sim.faults)})
-
-    def do_GET(self) -> None:
-        self.sim.requests.append(self.path)
-        fault = self.sim.take_fault()
-        if fault is not None:
-            return self._fail(fault)
-        auth = self._authenticated()
+    def route(self, request: Request) -> Reply:
+        auth = self._authenticated(request)
         if auth is None:
-            return self._error(401, "Bad credentials")
-        parts = urlsplit(self.path)
-        query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-        segments = [s for s in parts.path.split("/") if s]
-        h, rest = self._repository(segments)
+            return Reply(401, self.error_body(401, "Bad credentials"))
+        h, rest = self._repository([s for s in request.path.split("/") if s])
         if h is None:
-            return self._error(404, "Not Found")
-        api = f"http://{self.headers.get('Host') or f'{self.sim.host}:{self.sim.port}'}"
-        moment = self.sim.now()
+            return Reply(404, self.error_body(404, "Not Found"))
+        api = f"http://{request.headers.get('host') or f'{self.host}:{self.port}'}"
+        moment = self.now()
         if not rest:
-            return self._send(200, repo_json(h, moment, api, full=True))
+            return Reply(200, repo_json(h, moment, api, full=True))
+        injected = self.injected.get((h.full_name.lower(), rest[0]), [])
         if rest == ["stargazers"]:
-            with_time = STAR_MEDIA_TYPE in self.headers.get("Accept", "")
-            items = h.stargazers_at(moment) + self.sim.injected.get((h.full_name.lower(), "stargazers"), [])
+            with_time = STAR_MEDIA_TYPE in request.headers.get("accept", "")
             media = "github.v3; param=star; format=json" if with_time else "github.v3; format=json"
-            return self._page(h, api, "stargazers", items, lambda s: stargazer_json(s, api, with_time), query,
+            return self._page(h, api, "stargazers", h.stargazers_at(moment) + injected,
+                              lambda s: stargazer_json(s, api, with_time), request.query,
                               {"X-GitHub-Media-Type": media})
         if rest == ["pulls"]:
-            return self._page(h, api, "pulls", self._pulls(h, moment, query),
-                              lambda p: pull_json(h, p, moment, api), query)
+            return self._page(h, api, "pulls", injected + self._pulls(h, moment, request.query),
+                              lambda p: pull_json(h, p, moment, api), request.query)
         if rest == ["releases"]:
             releases = sorted(h.releases_at(moment, include_drafts=auth), key=lambda r: (r.created_at, r.id),
                               reverse=True)
-            items = self.sim.injected.get((h.full_name.lower(), "releases"), []) + releases
-            return self._page(h, api, "releases", items, lambda r: release_json(h, r, moment, api), query)
-        self._error(404, "Not Found")
+            return self._page(h, api, "releases", injected + releases, lambda r: release_json(h, r, moment, api),
+                              request.query)
+        return Reply(404, self.error_body(404, "Not Found"))
 
     def _repository(self, segments: list[str]) -> tuple[RepoHistory | None, list[str]]:
         if len(segments) >= 3 and segments[0] == "repos":
             name, rest = f"{segments[1]}/{segments[2]}".lower(), segments[3:]
         elif len(segments) >= 2 and segments[0] == "repositories" and segments[1].isdigit():
-            ids = {h.repo_id: key for key, h in self.sim.histories.items()}
+            ids = {h.repo_id: key for key, h in self.histories.items()}
             name, rest = ids.get(int(segments[1]), ""), segments[2:]
         else:
             return None, []
-        return (self.sim.history(name), rest) if name in self.sim.histories else (None, [])
+        return (self.history(name), rest) if name in self.histories else (None, [])
 
-    def _pulls(self, h: RepoHistory, moment: datetime, query: dict[str, str]) -> list:
+    @staticmethod
+    def _pulls(h: RepoHistory, moment: datetime, query: dict[str, str]) -> list[Pull]:
         state = query.get("state", "open")
         pulls = [p for p in h.pulls_at(moment)
                  if state == "all" or (state == "closed") == p.closed_by(moment)]
@@ -550,10 +258,11 @@ class _Handler(BaseHTTPRequestHandler):
             pulls.sort(key=lambda p: (p.created_at, p.number))
         if query.get("direction", "desc") == "desc":
             pulls.reverse()
-        return self.sim.injected.get((h.full_name.lower(), "pulls"), []) + pulls
+        return pulls
 
-    def _page(self, h: RepoHistory, api: str, listing: str, items: list, to_json, query: dict[str, str],
-              headers: dict[str, str] | None = None) -> None:
+    @staticmethod
+    def _page(h: RepoHistory, api: str, listing: str, items: list, to_json, query: dict[str, str],
+              headers: dict[str, str] | None = None) -> Reply:
         """One page of `items` (model objects, or raw JSON a test injected) with GitHub's Link header."""
         per_page = min(100, max(1, int(query["per_page"]) if query.get("per_page", "").isdigit() else 30))
         page = max(1, int(query["page"]) if query.get("page", "").isdigit() else 1)
@@ -571,19 +280,8 @@ class _Handler(BaseHTTPRequestHandler):
         if page > 1:
             links += [f'<{link(1)}>; rel="first"']
         chosen = items[(page - 1) * per_page: page * per_page]
-        self._send(200, [item.value if isinstance(item, Raw) else to_json(item) for item in chosen],
-                   {**(headers or {}), **({"Link": ", ".join(links)} if links else {})})
-
-    def _fail(self, fault: Fault) -> None:
-        if fault.status == 0:          # the server closes the socket after this handler: no answer at all
-            self.close_connection = True
-            return
-        headers = {"Retry-After": str(int(fault.retry_after))} if fault.retry_after is not None else {}
-        if fault.status in (403, 429):
-            self._error(fault.status, "You have exceeded a secondary rate limit. Please wait a few minutes "
-                                      "before you try again.", headers)
-        else:
-            self._error(fault.status, "Server Error", headers)
+        return Reply(200, [item.value if isinstance(item, Raw) else to_json(item) for item in chosen],
+                     {**(headers or {}), **({"Link": ", ".join(links)} if links else {})})
 
 
 # -- webhooks -----------------------------------------------------------------------------------------------
@@ -699,7 +397,6 @@ class WebhookSender:
                 log.info("delivered %d webhook events (statuses %s)", len(sent), sorted(set(sent)))
             last = now
 
-
 # -- command line -------------------------------------------------------------------------------------------
 def demo_process(cfg) -> tuple[list[str], int | None]:
     """How `make run` starts this simulator for the demo config: arguments, and the port to wait for."""
@@ -711,17 +408,12 @@ def demo_process(cfg) -> tuple[list[str], int | None]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m simulators.github", description=__doc__.splitlines()[0])
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8091)
+    parser = argument_parser("simulators.github", __doc__, port=8091, since=DEFAULT_START)
     parser.add_argument("--repos", required=True, help="comma-separated owner/name list")
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--since", type=date.fromisoformat, default=DEFAULT_START, help="first day of history")
     parser.add_argument("--webhook-url", help="where to POST webhook deliveries as events happen")
     parser.add_argument("--secret-env", default="GITHUB_WEBHOOK_SECRET", help="variable holding the webhook secret")
     parser.add_argument("--interval", type=float, default=10.0, help="seconds between webhook delivery rounds")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     repos = [r.strip() for r in args.repos.split(",") if r.strip()]
     bad = [r for r in repos if not re.fullmatch(r"[\w.-]+/[\w.-]+", r)]
     if not repos or bad:
@@ -734,25 +426,12 @@ def main(argv: list[str] | None = None) -> int:
     sim = GitHubSimulator(repos, seed=args.seed, start=args.since, host=args.host, port=args.port)
     for name in repos:
         sim.history(name)       # generate before serving, so the first poll is not slow
-    try:
-        sim.start()
-    except OSError as exc:
-        print(f"error: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
-        return 1
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    workers = ()
     if args.webhook_url:
         sender = WebhookSender(sim, args.webhook_url, secret)
-        threading.Thread(target=sender.run_live, args=(args.interval, stop), daemon=True).start()
-    log.info("GitHub simulator on %s for %s%s", sim.url, ", ".join(repos),
-             f"; webhooks to {args.webhook_url}" if args.webhook_url else "")
-    try:
-        while not stop.wait(1.0):
-            pass
-    except KeyboardInterrupt:
-        pass
-    sim.stop()
-    return 0
+        workers = (lambda stop: sender.run_live(args.interval, stop),)
+    return serve_until_stopped(sim, f"GitHub simulator on {{url}} for {', '.join(repos)}"
+                               + (f"; webhooks to {args.webhook_url}" if args.webhook_url else ""), workers)
 
 
 if __name__ == "__main__":

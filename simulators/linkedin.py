@@ -27,22 +27,18 @@ adds today's follows pro rata, so it moves through the day.
 """
 from __future__ import annotations
 
-import argparse
-import logging
 import math
 import os
 import random
 import re
-import signal
 import sys
-import threading
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from urllib.parse import urlsplit
 
-from simulators.jsonserver import JsonApiSimulator, Reply, Request
+from simulators.jsonserver import JsonApiSimulator, Reply, Request, argument_parser, serve_until_stopped
+from simulators.randomness import poisson
 
-log = logging.getLogger("caskalytics.simulators.linkedin")
 UTC = timezone.utc
 DEFAULT_START = date(2025, 1, 1)
 DAY_MS = 86_400_000
@@ -69,16 +65,6 @@ class DayStats:
         return self.organic + self.paid - self.unfollows
 
 
-def _poisson(rng: random.Random, mean: float) -> int:
-    if mean > 30:
-        return max(0, round(rng.gauss(mean, math.sqrt(mean))))
-    limit, count, product = math.exp(-mean), 0, rng.random()
-    while product > limit:
-        count += 1
-        product *= rng.random()
-    return count
-
-
 class FollowerHistory:
     """Every day's follows of one organization from `start`, generated on demand and cached."""
 
@@ -101,10 +87,10 @@ class FollowerHistory:
         rng = random.Random(f"{self.seed}/{self.organization}/{day.isoformat()}")
         trend = 1 + 0.6 * (day - self.start).days / 365.25
         launch = max((4.0 * math.exp(-(day - d).days / 4) for d in LAUNCHES if day >= d), default=0.0)
-        organic = _poisson(rng, 9 * trend * WEEKDAY_FACTOR[day.weekday()] * (1 + launch))
-        paid = sum(_poisson(rng, 22 * WEEKDAY_FACTOR[day.weekday()]) for first, days in CAMPAIGNS
+        organic = poisson(rng, 9 * trend * WEEKDAY_FACTOR[day.weekday()] * (1 + launch))
+        paid = sum(poisson(rng, 22 * WEEKDAY_FACTOR[day.weekday()]) for first, days in CAMPAIGNS
                    if first <= day < first + timedelta(days=days))
-        unfollows = _poisson(rng, 0.04 * (organic + paid) + 0.3)
+        unfollows = poisson(rng, 0.04 * (organic + paid) + 0.3)
         return DayStats(organic, paid, unfollows)
 
     def followers_at(self, moment: datetime) -> int:
@@ -268,18 +254,13 @@ def demo_process(cfg) -> tuple[list[str], int | None]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m simulators.linkedin", description=__doc__.splitlines()[0])
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8095)
+    parser = argument_parser("simulators.linkedin", __doc__, port=8095, since=DEFAULT_START)
     parser.add_argument("--organization", required=True, help="numeric organization id(s), comma-separated")
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--since", type=date.fromisoformat, default=DEFAULT_START, help="first day of history")
     parser.add_argument("--token-env", help="variable holding the only access token accepted (default: any)")
     parser.add_argument("--outage", action="store_true",
                         help=f"for the first {SIMULATED_OUTAGE} answer 503 to statistics of the last "
                              f"{OUTAGE_DAYS} days")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     organizations = [o.strip() for o in args.organization.split(",") if o.strip()]
     if not organizations or not all(o.isdigit() for o in organizations):
         print(f"error: --organization must be numeric ids, got {args.organization!r}", file=sys.stderr)
@@ -288,21 +269,7 @@ def main(argv: list[str] | None = None) -> int:
     outage_until = datetime.now(UTC) + SIMULATED_OUTAGE if args.outage else None
     sim = LinkedInSimulator(organizations, seed=args.seed, start=args.since, token=token, host=args.host,
                             port=args.port, outage_until=outage_until)
-    try:
-        sim.start()
-    except OSError as exc:
-        print(f"error: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
-        return 1
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    log.info("LinkedIn simulator on %s for organization %s", sim.url, ", ".join(organizations))
-    try:
-        while not stop.wait(1.0):
-            pass
-    except KeyboardInterrupt:
-        pass
-    sim.stop()
-    return 0
+    return serve_until_stopped(sim, f"LinkedIn simulator on {{url}} for organization {', '.join(organizations)}")
 
 
 if __name__ == "__main__":

@@ -22,24 +22,19 @@ do while it indexes: an hour shows 70 % of its documents once it has passed, and
 """
 from __future__ import annotations
 
-import argparse
-import hashlib
-import logging
 import math
 import os
 import random
 import re
-import signal
 import sys
-import threading
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from simulators.jsonserver import JsonApiSimulator, Reply, Request
+from simulators.jsonserver import JsonApiSimulator, Reply, Request, argument_parser, serve_until_stopped
+from simulators.randomness import poisson, stable_number
 
-log = logging.getLogger("caskalytics.simulators.meltwater")
 UTC = timezone.utc
 DEFAULT_START = date(2025, 1, 1)
 HOUR_WEIGHTS = (2, 1, 1, 1, 1, 2, 3, 5, 7, 8, 9, 9, 9, 9, 9, 8, 8, 7, 6, 5, 4, 4, 3, 2)   # UTC: EU + US day
@@ -57,20 +52,6 @@ SIMULATED_OUTAGE = timedelta(minutes=3)   # the demo: analytics of the last mont
 OUTAGE_DAYS = 30
 
 
-def _number_from(text: str, low: int, high: int) -> int:
-    return low + int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big") % (high - low + 1)
-
-
-def _poisson(rng: random.Random, mean: float) -> int:
-    if mean > 30:
-        return max(0, round(rng.gauss(mean, math.sqrt(mean))))
-    limit, count, product = math.exp(-mean), 0, rng.random()
-    while product > limit:
-        count += 1
-        product *= rng.random()
-    return count
-
-
 @dataclass
 class SavedSearch:
     """One brand's saved search and its mentions per UTC hour, generated a day at a time and cached."""
@@ -81,7 +62,7 @@ class SavedSearch:
 
     def __post_init__(self):
         self._hours: dict[date, list[int]] = {}
-        self.base = BASE_LEVEL.get(self.name.lower(), _number_from(self.name, 20, 200))
+        self.base = BASE_LEVEL.get(self.name.lower(), stable_number(self.name, 20, 200))
 
     def expected(self, day: date) -> float:
         trend = 1 + 0.35 * (day - self.start).days / 365.25
@@ -95,7 +76,7 @@ class SavedSearch:
             return [0] * 24
         if day not in self._hours:
             rng = random.Random(f"{self.seed}/{self.search_id}/{day.isoformat()}")
-            total = _poisson(rng, self.expected(day))
+            total = poisson(rng, self.expected(day))
             counts = [0] * 24
             for hour in rng.choices(range(24), weights=HOUR_WEIGHTS, k=total):
                 counts[hour] += 1
@@ -235,17 +216,12 @@ def demo_process(cfg) -> tuple[list[str], int | None]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m simulators.meltwater", description=__doc__.splitlines()[0])
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8096)
+    parser = argument_parser("simulators.meltwater", __doc__, port=8096, since=DEFAULT_START)
     parser.add_argument("--searches", required=True, help="comma-separated id=name saved searches")
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--since", type=date.fromisoformat, default=DEFAULT_START, help="first day of history")
     parser.add_argument("--key-env", help="variable holding the only apikey accepted (default: any)")
     parser.add_argument("--outage", action="store_true",
                         help=f"for the first {SIMULATED_OUTAGE} answer 503 to summaries of the last {OUTAGE_DAYS} days")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         searches = {int(sid): name for sid, _, name in (item.partition("=") for item in args.searches.split(","))}
     except ValueError:
@@ -255,21 +231,8 @@ def main(argv: list[str] | None = None) -> int:
     outage_until = datetime.now(UTC) + SIMULATED_OUTAGE if args.outage else None
     sim = MeltwaterSimulator(searches, seed=args.seed, start=args.since, api_key=key, host=args.host,
                              port=args.port, outage_until=outage_until)
-    try:
-        sim.start()
-    except OSError as exc:
-        print(f"error: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
-        return 1
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    log.info("Meltwater simulator on %s for %s", sim.url, ", ".join(f"{n} ({i})" for i, n in searches.items()))
-    try:
-        while not stop.wait(1.0):
-            pass
-    except KeyboardInterrupt:
-        pass
-    sim.stop()
-    return 0
+    return serve_until_stopped(sim, "Meltwater simulator on {url} for "
+                                    + ", ".join(f"{n} ({i})" for i, n in searches.items()))
 
 
 if __name__ == "__main__":

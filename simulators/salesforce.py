@@ -35,31 +35,22 @@ Run: python -m simulators.salesforce --port 8092 --ca-file var/salesforce-demo-c
 """
 from __future__ import annotations
 
-import argparse
-import email.utils
 import hashlib
-import json
-import logging
 import os
 import re
-import signal
-import ssl
 import sys
-import threading
 import time
 import uuid
-from collections import deque
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import trustme
 
+from simulators.jsonserver import Fault, JsonApiSimulator, Reply, Request, argument_parser, serve_until_stopped
 from simulators.salesforce_org import DEFAULT_START, IMPORT_DELAY, Org, SObject, record_id, sf_datetime
 
-log = logging.getLogger("caskalytics.simulators.salesforce")
 UTC = timezone.utc
 PAGE_SIZE = 2000
 INVALID_FIELD = ("\n{query}\n       ^\nERROR at Row:1:Column:8\nNo such column '{name}' on entity '{entity}'. If you "
@@ -217,14 +208,6 @@ def run_query(org: Org, query: Query, moment: datetime, version: str) -> list[di
 
 
 # -- the server ---------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Fault:
-    status: int                      # 0 = drop the connection without an answer
-    retry_after: float | None = None
-    code: str = ""                   # the errorCode in the body (default: the usual one for the status)
-    on: str = ""                     # only requests whose path contains this ("/query", "/oauth2/token")
-
-
 ERROR_BODIES = {
     401: ("INVALID_SESSION_ID", "Session expired or invalid"),
     403: ("REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded."),
@@ -234,33 +217,41 @@ ERROR_BODIES = {
 }
 
 
-class SalesforceSimulator:
+def errors(code: str, message: str) -> list[dict]:
+    """Salesforce's error answer: a JSON array of {message, errorCode}."""
+    return [{"message": message, "errorCode": code}]
+
+
+def fault_errors(status: int, code: str = "") -> list[dict]:
+    """The error a struck request gets: the usual one for `status`, or with `code` as its errorCode."""
+    usual_code, message = ERROR_BODIES.get(status, ("UNKNOWN_EXCEPTION", "An unexpected error occurred."))
+    return errors(code or usual_code, message)
+
+
+class SalesforceSimulator(JsonApiSimulator):
     """The simulated org over HTTPS. `start()` serves it on a thread; use as a context manager in tests."""
+    server_name = None
+    content_type = "application/json;charset=UTF-8"
+    methods = ("GET", "POST")
 
     def __init__(self, *, seed: int = 1, start: date = DEFAULT_START, scale: float = 1.0,
-                 now: datetime | None = None, host: str = "127.0.0.1", port: int = 0, client_id: str = "sim-client",
-                 client_secret: str = "sim-secret", username: str = "api@example.com", password: str = "sim-password",
-                 ca_file: str | Path | None = None, page_size: int = PAGE_SIZE):
+                 client_id: str = "sim-client", client_secret: str = "sim-secret", username: str = "api@example.com",
+                 password: str = "sim-password", ca_file: str | Path | None = None, page_size: int = PAGE_SIZE,
+                 **server):
+        super().__init__(tls_ca=trustme.CA(), **server)
         self.org = Org(seed, start, scale)
-        self._frozen_now = now.astimezone(UTC) if now else None
-        self.host, self.port = host, port
         self.client_id, self.client_secret, self.username, self.password = client_id, client_secret, username, password
         self.page_size = page_size
-        self.ca = trustme.CA()
         self._ca_file = Path(ca_file) if ca_file else None
         self.tokens: set[str] = set()
-        self.faults: deque[Fault] = deque()
         self.injected: dict[str, list] = {}          # object -> raw records served first, as they are
         self.unavailable: tuple[float, float] | None = None     # (from, until) in time.time(): a maintenance window
         self.reject_sessions = False                 # every query answers 401 INVALID_SESSION_ID (a revoked app)
         self.partial_pages = 0                       # the next N pages stop halfway, claiming to be the last
         self.queries: list[str] = []                 # every SOQL received, for tests that check what was asked
-        self.requests: list[str] = []                # every request path
         self._results: dict[str, list[dict]] = {}
-        self._lock = threading.RLock()
-        self._server: ThreadingHTTPServer | None = None
 
-    # -- lifecycle ----------------------------------------------------------------------------------------
+    # -- the certificate ----------------------------------------------------------------------------------
     @property
     def ca_file(self) -> str:
         """The PEM of the CA that signed the server's certificate: what a client must trust."""
@@ -271,47 +262,14 @@ class SalesforceSimulator:
 
     def _write_ca(self) -> None:
         self._ca_file.parent.mkdir(parents=True, exist_ok=True)
-        self.ca.cert_pem.write_to_path(str(self._ca_file))     # every start has a new CA: replace the old file
+        self.tls_ca.cert_pem.write_to_path(str(self._ca_file))     # every start has a new CA: replace the old file
 
     def start(self) -> SalesforceSimulator:
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        self.ca.issue_cert(self.host, "localhost").configure_cert(context)
         if self._ca_file is not None:
             self._write_ca()                                # before anyone connects
-        self._server = ThreadingHTTPServer((self.host, self.port), _Handler)
-        # The TLS handshake happens in the handler thread, so a stuck client cannot block accept().
-        self._server.socket = context.wrap_socket(self._server.socket, server_side=True,
-                                                  do_handshake_on_connect=False)
-        self._server.daemon_threads = True
-        self._server.block_on_close = False
-        self._server.simulator = self
-        self.port = self._server.server_address[1]
-        threading.Thread(target=self._server.serve_forever, name="salesforce-simulator", daemon=True).start()
-        return self
+        return super().start()
 
-    def stop(self) -> None:
-        if self._server:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> SalesforceSimulator:
-        return self.start()
-
-    def __exit__(self, *_) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        return f"https://{self.host}:{self.port}"
-
-    # -- the clock and the truth --------------------------------------------------------------------------
-    def now(self) -> datetime:
-        return self._frozen_now or datetime.now(UTC).replace(microsecond=0)
-
-    def set_time(self, moment: datetime) -> None:
-        self._frozen_now = moment.astimezone(UTC)
-
+    # -- the truth ----------------------------------------------------------------------------------------
     def history(self) -> Org:
         """The org's generated history, extended to cover the clock (and the imports due by then)."""
         with self._lock:
@@ -328,9 +286,9 @@ class SalesforceSimulator:
     def inject_faults(self, count: int, status: int = 500, retry_after: float | None = None, code: str = "",
                       on: str = "/query") -> None:
         """Answer the next `count` requests whose path contains `on` with `status` (0 drops the connection),
-        with Retry-After when given."""
-        with self._lock:
-            self.faults.extend(Fault(status, retry_after, code, on) for _ in range(count))
+        with Retry-After when given, and `code` as the errorCode instead of the usual one for the status."""
+        body = fault_errors(status, code) if code else None
+        super().inject_faults(count, status, retry_after, body=body, only=on)
 
     def inject_records(self, sobject: str, records: list) -> None:
         """Raw JSON records served at the start of the next query on `sobject` (they may be malformed)."""
@@ -342,19 +300,50 @@ class SalesforceSimulator:
         with self._lock:
             self.tokens.clear()
 
-    def take_fault(self, path: str) -> Fault | None:
+    def take_fault(self, request: Request) -> Fault | None:
+        """A maintenance window and rejected sessions come before the faults a test queued (which wait)."""
         with self._lock:
             if self.unavailable and self.unavailable[0] <= time.time() < self.unavailable[1]:
                 return Fault(503)
-            if self.reject_sessions and "/query" in path:
-                return Fault(401, code="INVALID_SESSION_ID")
-            for fault in self.faults:
-                if fault.on in path:
-                    self.faults.remove(fault)
-                    return fault
-            return None
+            if self.reject_sessions and "/query" in request.path:
+                return Fault(401)
+            return super().take_fault(request)
 
-    # -- API ----------------------------------------------------------------------------------------------
+    # -- Salesforce's envelope and headers ----------------------------------------------------------------
+    def error_body(self, status: int, message: str) -> list[dict]:
+        return errors(ERROR_BODIES.get(status, ("UNKNOWN_EXCEPTION",))[0], message)
+
+    def fault_body(self, status: int) -> list[dict]:
+        return fault_errors(status)
+
+    def common_headers(self) -> dict[str, str]:
+        return {"Sforce-Limit-Info": "api-usage=25/15000"}
+
+    # -- requests -----------------------------------------------------------------------------------------
+    def route(self, request: Request) -> Reply:
+        if request.method == "POST":
+            if request.path != "/services/oauth2/token":
+                return Reply(404, errors("NOT_FOUND", "The requested resource does not exist"))
+            form = {k: v[-1] for k, v in parse_qs(request.body.decode()).items()}
+            return Reply(*self.issue_token(form))
+        match = re.fullmatch(r"/services/data/v(\d+\.\d)/query(?:/(\w+)-(\d+))?/?", request.path)
+        if not match:
+            return Reply(404, errors("NOT_FOUND", "The requested resource does not exist"))
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme != "Bearer" or token not in self.tokens:
+            return Reply(401, errors("INVALID_SESSION_ID", "Session expired or invalid"))
+        options = re.search(r"batchSize=(\d+)", request.headers.get("sforce-query-options", ""))
+        batch_size = max(200, min(PAGE_SIZE, int(options[1]))) if options else PAGE_SIZE
+        version, locator, offset = match.groups()
+        try:
+            if locator:
+                return Reply(200, self.page(locator, int(offset), version, batch_size))
+            soql = request.query.get("q", "")
+            self.queries.append(soql)
+            return Reply(200, self.query(soql, version, batch_size))
+        except QueryError as exc:
+            return Reply(400, errors(exc.code, str(exc)))
+
     def issue_token(self, form: dict[str, str]) -> tuple[int, dict]:
         grant = form.get("grant_type")
         if grant not in ("client_credentials", "password"):
@@ -402,95 +391,6 @@ class SalesforceSimulator:
         return body
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True
-
-    @property
-    def sim(self) -> SalesforceSimulator:
-        return self.server.simulator
-
-    def log_message(self, format: str, *args) -> None:
-        log.debug("%s %s", self.address_string(), format % args)
-
-    timeout = 60                     # a client that stops talking mid-handshake or mid-request is dropped
-
-    def setup(self) -> None:
-        self.request.settimeout(self.timeout)
-        try:
-            self.request.do_handshake()
-            self.handshake_failed = False
-        except (ssl.SSLError, OSError):   # e.g. a client that does not trust the test CA
-            self.handshake_failed = True
-        super().setup()
-
-    def handle(self) -> None:
-        if not self.handshake_failed:
-            super().handle()
-
-    def date_time_string(self, timestamp=None) -> str:
-        """The `Date` header: the org's clock (a client may use it as the server's "now")."""
-        return email.utils.format_datetime(self.sim.now(), usegmt=True)
-
-    def _send(self, status: int, body, headers: dict[str, str] | None = None) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        for name, value in {"Content-Type": "application/json;charset=UTF-8", "Content-Length": str(len(data)),
-                            "Sforce-Limit-Info": "api-usage=25/15000", **(headers or {})}.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(data)
-
-    def _errors(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
-        self._send(status, [{"message": message, "errorCode": code}], headers)
-
-    def _fault(self) -> bool:
-        fault = self.sim.take_fault(self.path)
-        if fault is None:
-            return False
-        if fault.status == 0:
-            self.close_connection = True
-            return True
-        code, message = ERROR_BODIES.get(fault.status, ("UNKNOWN_EXCEPTION", "An unexpected error occurred."))
-        headers = {"Retry-After": str(int(fault.retry_after))} if fault.retry_after is not None else {}
-        self._errors(fault.status, fault.code or code, message, headers)
-        return True
-
-    def do_POST(self) -> None:
-        self.sim.requests.append(self.path)
-        length = int(self.headers.get("Content-Length") or 0)
-        form = {k: v[-1] for k, v in parse_qs(self.rfile.read(length).decode() if length else "").items()}
-        if self._fault():
-            return
-        if urlsplit(self.path).path != "/services/oauth2/token":
-            return self._errors(404, "NOT_FOUND", "The requested resource does not exist")
-        status, body = self.sim.issue_token(form)
-        self._send(status, body)
-
-    def do_GET(self) -> None:
-        self.sim.requests.append(self.path)
-        if self._fault():
-            return
-        parts = urlsplit(self.path)
-        match = re.fullmatch(r"/services/data/v(\d+\.\d)/query(?:/(\w+)-(\d+))?/?", parts.path)
-        if not match:
-            return self._errors(404, "NOT_FOUND", "The requested resource does not exist")
-        scheme, _, token = self.headers.get("Authorization", "").partition(" ")
-        if scheme != "Bearer" or token not in self.sim.tokens:
-            return self._errors(401, "INVALID_SESSION_ID", "Session expired or invalid")
-        options = re.search(r"batchSize=(\d+)", self.headers.get("Sforce-Query-Options", ""))
-        batch_size = max(200, min(PAGE_SIZE, int(options[1]))) if options else PAGE_SIZE
-        version, locator, offset = match.groups()
-        try:
-            if locator:
-                return self._send(200, self.sim.page(locator, int(offset), version, batch_size))
-            soql = parse_qs(parts.query).get("q", [""])[-1]
-            self.sim.queries.append(soql)
-            self._send(200, self.sim.query(soql, version, batch_size))
-        except QueryError as exc:
-            self._errors(400, exc.code, str(exc))
-
-
 # -- command line -------------------------------------------------------------------------------------------
 DEMO_OUTAGE_AFTER = 20 * 60          # seconds after start: a maintenance window the scheduler must ride out
 DEMO_OUTAGE_MINUTES = 20
@@ -508,19 +408,14 @@ def demo_process(cfg) -> tuple[list[str], int | None]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m simulators.salesforce", description=__doc__.splitlines()[0])
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8092)
+    parser = argument_parser("simulators.salesforce", __doc__, port=8092,
+                             since_help="first day of history (default: 450 days ago)")
     parser.add_argument("--ca-file", required=True, help="where to write the PEM of the test CA clients must trust")
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--since", type=date.fromisoformat, default=None, help="first day of history "
-                        "(default: 450 days ago)")
     parser.add_argument("--client-id-env", default="SALESFORCE_CLIENT_ID")
     parser.add_argument("--client-secret-env", default="SALESFORCE_CLIENT_SECRET")
     parser.add_argument("--outage-after", type=float, default=0, help="seconds after start of a maintenance window")
     parser.add_argument("--outage-minutes", type=float, default=0, help="its length (0: none)")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     client_id, client_secret = os.environ.get(args.client_id_env), os.environ.get(args.client_secret_env)
     if not client_id or not client_secret:
         print(f"error: set ${args.client_id_env} and ${args.client_secret_env} (the credentials to accept)",
@@ -533,22 +428,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.outage_minutes:
         begin = time.time() + args.outage_after
         sim.unavailable = (begin, begin + args.outage_minutes * 60)
-    try:
-        sim.start()
-    except OSError as exc:
-        print(f"error: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
-        return 1
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    log.info("Salesforce simulator on %s (CA: %s), %d leads and %d opportunities so far", sim.url, sim.ca_file,
-             len(sim.leads()), len(sim.opportunities()))
-    try:
-        while not stop.wait(1.0):
-            pass
-    except KeyboardInterrupt:
-        pass
-    sim.stop()
-    return 0
+    return serve_until_stopped(sim, f"Salesforce simulator on {{url}} (CA: {sim.ca_file}), {len(sim.leads())} leads "
+                                    f"and {len(sim.opportunities())} opportunities so far")
 
 
 if __name__ == "__main__":

@@ -3,10 +3,11 @@ every later change, so the org can show what had happened at any moment (see `si
 from __future__ import annotations
 
 import bisect
-import math
 import random
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
+
+from simulators.randomness import poisson
 
 UTC = timezone.utc
 DEFAULT_START = date(2025, 1, 1)
@@ -43,16 +44,6 @@ def record_id(prefix: str, number: int) -> str:
         bits = sum(1 << i for i, c in enumerate(chunk) if "A" <= c <= "Z")
         suffix += "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"[bits]
     return base + suffix
-
-
-def _poisson(rng: random.Random, mean: float) -> int:
-    if mean > 30:
-        return max(0, round(rng.gauss(mean, math.sqrt(mean))))
-    limit, count, product = math.exp(-mean), 0, rng.random()
-    while product > limit:
-        count += 1
-        product *= rng.random()
-    return count
 
 
 # -- generated history ------------------------------------------------------------------------------------
@@ -158,11 +149,11 @@ class Org:
         else:
             rate_webinar = 0
         created = [(moment(), rng.choices([s for s, _ in LEAD_SOURCES], [w for _, w in LEAD_SOURCES])[0])
-                   for _ in range(_poisson(rng, rate))]
-        created += [(moment(), "Webinar") for _ in range(_poisson(rng, rate_webinar))]
+                   for _ in range(poisson(rng, rate))]
+        created += [(moment(), "Webinar") for _ in range(poisson(rng, rate_webinar))]
         today = [self._lead(rng, when, when, source) for when, source in sorted(created)]
         if self.conference_week(day):
-            for _ in range(_poisson(rng, 45 * self.scale * growth)):
+            for _ in range(poisson(rng, 45 * self.scale * growth)):
                 scanned = midnight + timedelta(hours=rng.randrange(14, 23), seconds=rng.randrange(3600))
                 imported = datetime.combine(day + IMPORT_DELAY, datetime.min.time(), UTC) + timedelta(hours=15)
                 self._imports.append(self._lead(rng, scanned, imported + timedelta(seconds=len(self._imports)),
@@ -171,7 +162,7 @@ class Org:
         self._imports = [lead for lead in self._imports if lead not in due]
         self.leads.extend(sorted(today + due, key=lambda lead: lead.visible_from))
         if day.weekday() < 5:                                 # sales-sourced opportunities, no lead behind them
-            for _ in range(_poisson(rng, 1.5 * self.scale * growth)):
+            for _ in range(poisson(rng, 1.5 * self.scale * growth)):
                 self._opportunity(rng, moment(), None, "Other")
 
     def _lead(self, rng: random.Random, created: datetime, visible_from: datetime, source: str) -> SObject:

@@ -22,10 +22,8 @@ The tracker missed two days in August 2025 (no rankings at all for them).
 """
 from __future__ import annotations
 
-import argparse
 import base64
 import csv
-import hashlib
 import logging
 import math
 import os
@@ -38,7 +36,9 @@ from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from simulators.jsonserver import JsonApiSimulator, Reply, Request
+from simulators.jsonserver import (JsonApiSimulator, Reply, Request, argument_parser, configure_logging,
+                                   serve_until_stopped)
+from simulators.randomness import stable_number
 
 log = logging.getLogger("caskalytics.simulators.seo")
 UTC = timezone.utc
@@ -73,10 +73,6 @@ DOMAINS = {    # domain -> (base relevance, yearly trend, keywords it targets: a
 SEO_PUSH = date(2025, 9, 1)          # cask.co's content push: +1.6 relevance over the following six months
 
 
-def _number_from(text: str, low: int, high: int) -> int:
-    return low + int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big") % (high - low + 1)
-
-
 def targets(domain: str, keyword: str) -> bool:
     return any(t == "*" or keyword.startswith(t) or t in keyword for t in DOMAINS[domain][2])
 
@@ -107,7 +103,7 @@ class RankHistory:
     def volume(self, keyword: str, day: date) -> int:
         """Monthly searches as trackers report them: one figure per month, with a seasonal swing."""
         season = 1 + 0.12 * math.cos(2 * math.pi * (day.month - 3) / 12) + 0.08 * ((day.year - 2025) + day.month / 12)
-        jitter = _number_from(f"{keyword}/{day.year}-{day.month}", 95, 105) / 100
+        jitter = stable_number(f"{keyword}/{day.year}-{day.month}", 95, 105) / 100
         return int(round(KEYWORDS[keyword] * season * jitter, -1))
 
     def _generate(self, day: date) -> list[Ranking]:
@@ -118,7 +114,7 @@ class RankHistory:
             self._drift[keyword, domain] = 0.97 * self._drift[keyword, domain] + rng.gauss(0, 0.18)
             base, trend, _ = DOMAINS[domain]
             push = 1.6 * min(1.0, max(0, (day - SEO_PUSH).days) / 182) if domain == "cask.co" else 0.0
-            focus = _number_from(f"{keyword}/{domain}", 0, 100) / 60          # how well the domain fits it
+            focus = stable_number(f"{keyword}/{domain}", 0, 100) / 60          # how well the domain fits it
             score = base + focus + trend * years + push + self._drift[keyword, domain] + rng.gauss(0, 0.15)
             scores.setdefault(keyword, []).append((score, domain))
         if day in TRACKER_DOWN:
@@ -255,41 +251,25 @@ def demo_process(cfg) -> tuple[list[str], int | None]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m simulators.seo", description=__doc__.splitlines()[0])
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8097)
+    parser = argument_parser("simulators.seo", __doc__, port=8097, since=DEFAULT_START)
     parser.add_argument("--project", default="cask-competitors")
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--since", type=date.fromisoformat, default=DEFAULT_START, help="first day of history")
     parser.add_argument("--key-env", help="variable holding the only API key accepted (default: any)")
     parser.add_argument("--outage", action="store_true", help="for the first 3 minutes answer 503 to rankings "
                                                               "of the last 30 days")
     parser.add_argument("--csv-dir", type=Path, help="instead of serving: drop the history into this folder as a "
                                                      "CSV export, then each new day's export as the tracker checks it")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     key = os.environ.get(args.key_env) if args.key_env else None
     outage_until = datetime.now(UTC) + timedelta(minutes=3) if args.outage else None
     sim = SeoSimulator(args.project, seed=args.seed, start=args.since, api_key=key, host=args.host, port=args.port,
                        outage_until=outage_until)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     if args.csv_dir:
+        configure_logging()
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
         return drop_exports(sim.history, args.csv_dir, args.since, stop)
     sim.history.rankings(latest_date(sim.now()))      # generate before serving, so the first call is not slow
-    try:
-        sim.start()
-    except OSError as exc:
-        print(f"error: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
-        return 1
-    log.info("rank tracker simulator on %s, project %s", sim.url, args.project)
-    try:
-        while not stop.wait(1.0):
-            pass
-    except KeyboardInterrupt:
-        pass
-    sim.stop()
-    return 0
+    return serve_until_stopped(sim, f"rank tracker simulator on {{url}}, project {args.project}")
 
 
 if __name__ == "__main__":

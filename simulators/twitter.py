@@ -24,26 +24,18 @@ Run: python -m simulators.twitter --port 8094 --accounts caskdata,cdapio [--toke
 """
 from __future__ import annotations
 
-import argparse
-import email.utils
-import hashlib
-import json
-import logging
 import math
 import os
 import random
 import re
-import signal
 import sys
-import threading
-import time
-from collections import deque
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import urlsplit
 
-log = logging.getLogger("caskalytics.simulators.twitter")
+from simulators.jsonserver import Fault, JsonApiSimulator, Reply, Request, argument_parser, serve_until_stopped
+from simulators.randomness import stable_number
+
 UTC = timezone.utc
 DEFAULT_START = date(2025, 1, 1)
 WINDOW_SECONDS = 15 * 60
@@ -56,22 +48,17 @@ USER_FIELDS = ("created_at", "description", "entities", "id", "location", "most_
 PROBLEM = "https://api.twitter.com/2/problems/"
 
 
-def _number_from(text: str, low: int, high: int) -> int:
-    """A stable number in [low, high] from `text` (Python's hash() changes between processes)."""
-    return low + int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big") % (high - low + 1)
-
-
 class Account:
     """One account's follower count over time: a day-by-day history from `start`, linear within a day."""
 
     def __init__(self, username: str, seed: int, start: date):
         self.username, self.seed, self.start = username, seed, start
         key = username.lower()
-        self.id = str(_number_from(key + "/id", 10**17, 10**18))
-        self.base = _number_from(key + "/base", 2_000, 60_000)
-        self.per_day = _number_from(key + "/rate", 5, 40)
-        self.growth = _number_from(key + "/growth", 10, 60) / 100
-        self.created_at = datetime(2009, 1, 1, tzinfo=UTC) + timedelta(days=_number_from(key + "/created", 0, 3000))
+        self.id = str(stable_number(key + "/id", 10**17, 10**18))
+        self.base = stable_number(key + "/base", 2_000, 60_000)
+        self.per_day = stable_number(key + "/rate", 5, 40)
+        self.growth = stable_number(key + "/growth", 10, 60) / 100
+        self.created_at = datetime(2009, 1, 1, tzinfo=UTC) + timedelta(days=stable_number(key + "/created", 0, 3000))
         self.followers_at_end: list[int] = []      # count at the end of each day from `start`
 
     def _day_net(self, day: date) -> int:
@@ -114,78 +101,44 @@ class Account:
 
 
 @dataclass(frozen=True)
-class Fault:
-    status: int                       # 0 = drop the connection; -1 = hang for `seconds`, then drop it
-    retry_after: float | None = None
+class RateLimitFault(Fault):
     reset_in: float | None = None     # x-rate-limit-reset = now + this
-    seconds: float = 0.0
 
 
-class TwitterSimulator:
+def problem(status: int, title: str, **extra) -> dict:
+    """X's v2 problem body."""
+    return {"title": title, "detail": extra.pop("detail", title), "type": extra.pop("type", "about:blank"),
+            "status": status, **extra}
+
+
+class TwitterSimulator(JsonApiSimulator):
     """The simulated X API. `start()` serves it on a thread; use as a context manager in tests."""
+    server_name = "envoy"
+    fault_hook_fields = ("retry_after", "reset_in")
 
-    def __init__(self, accounts: list[str], *, seed: int = 1, start: date = DEFAULT_START,
-                 now: datetime | None = None, host: str = "127.0.0.1", port: int = 0, token: str | None = None,
-                 suspended: tuple[str, ...] = ()):
+    def __init__(self, accounts: list[str], *, seed: int = 1, start: date = DEFAULT_START, token: str | None = None,
+                 suspended: tuple[str, ...] = (), **server):
+        super().__init__(**server)
         self.accounts = {name.lower(): Account(name, seed, start) for name in accounts}
         self.suspended = {name.lower() for name in suspended}
         self.token = token               # when set, requests must carry it
-        self.host, self.port = host, port
-        self._frozen_now = now
-        self._outage_until: datetime | None = None
-        self.faults: deque[Fault] = deque()
+        self.rate_limited_until: datetime | None = None
         self.injected_users: list = []    # raw user objects added to every lookup's data (tests: malformed items)
-        self.requests: list[str] = []
         self._window: tuple[int, int] = (0, 0)      # (window start, requests in it)
-        self._lock = threading.RLock()
-        self._server: ThreadingHTTPServer | None = None
-
-    def start(self) -> TwitterSimulator:
-        self._server = ThreadingHTTPServer((self.host, self.port), _Handler)
-        self._server.daemon_threads = True
-        self._server.block_on_close = False
-        self._server.simulator = self
-        self.port = self._server.server_address[1]
-        threading.Thread(target=self._server.serve_forever, name="twitter-simulator", daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        if self._server:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> TwitterSimulator:
-        return self.start()
-
-    def __exit__(self, *_) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    def now(self) -> datetime:
-        return self._frozen_now or datetime.now(UTC).replace(microsecond=0)
-
-    def set_time(self, moment: datetime) -> None:
-        self._frozen_now = moment.astimezone(UTC)
 
     def followers(self, username: str, moment: datetime | None = None) -> int:
         with self._lock:
             return self.accounts[username.lower()].followers_at(moment or self.now())
 
     def rate_limit_outage(self, until: datetime) -> None:
-        self._outage_until = until
+        """Until `until` (by the simulator's clock) every request answers 429, as when the app's quota is used up."""
+        self.rate_limited_until = until
 
     def inject_faults(self, count: int, status: int = 500, retry_after: float | None = None,
                       reset_in: float | None = None, seconds: float = 0.0) -> None:
-        with self._lock:
-            self.faults.extend(Fault(status, retry_after, reset_in, seconds) for _ in range(count))
-
-    def take_fault(self) -> Fault | None:
-        with self._lock:
-            return self.faults.popleft() if self.faults else None
+        """Answer the next `count` requests with `status` (0 drops the connection, -1 stalls `seconds` first),
+        Retry-After, and x-rate-limit-reset `reset_in` seconds from now."""
+        self.queue_faults(count, RateLimitFault(status, retry_after, seconds=seconds, reset_in=reset_in))
 
     def count_request(self) -> tuple[int, int, int]:
         """(limit, remaining, reset) of the 15-minute window this request falls in."""
@@ -197,135 +150,102 @@ class TwitterSimulator:
             used = self._window[1]
         return REQUESTS_PER_WINDOW, max(0, REQUESTS_PER_WINDOW - used), start + WINDOW_SECONDS
 
+    # -- X's envelope and headers -------------------------------------------------------------------------
+    def error_body(self, status: int, message: str) -> dict:
+        return problem(status, "Not Found Error" if status == 404 else message)
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True
+    def fault_hook_refused(self, message: str) -> Reply:
+        return Reply(400, problem(400, "Invalid Request", detail=message))
 
-    @property
-    def sim(self) -> TwitterSimulator:
-        return self.server.simulator
+    def headers_for(self, reply: Reply, length: int) -> dict[str, str]:
+        return {"content-type": "application/json; charset=utf-8", "content-length": str(length),
+                "x-response-time": "12", **reply.headers}
 
-    def version_string(self) -> str:
-        return "envoy"
+    # -- requests -----------------------------------------------------------------------------------------
+    def fault_reply(self, fault: Fault, request: Request) -> Reply | None:
+        if fault.status <= 0:
+            return super().fault_reply(fault, request)
+        return self._answer(request, fault)
 
-    def date_time_string(self, timestamp=None) -> str:
-        return email.utils.format_datetime(self.sim.now().astimezone(UTC), usegmt=True)
+    def route(self, request: Request) -> Reply:
+        return self._answer(request, None)
 
-    def log_message(self, fmt: str, *args) -> None:
-        log.debug("%s " + fmt, self.address_string(), *args)
-
-    def _send(self, status: int, body, headers: dict[str, str] | None = None) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        for name, value in {"content-type": "application/json; charset=utf-8", "content-length": str(len(data)),
-                            "x-response-time": "12", **(headers or {})}.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(data)
-
-    def _problem(self, status: int, title: str, headers: dict[str, str] | None = None, **extra) -> None:
-        self._send(status, {"title": title, "detail": extra.pop("detail", title),
-                            "type": extra.pop("type", "about:blank"), "status": status, **extra}, headers)
-
-    def do_POST(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b"{}"
-        if urlsplit(self.path).path != "/_sim/faults":
-            return self._problem(404, "Not Found Error")
-        try:
-            spec = json.loads(raw)
-            self.sim.inject_faults(int(spec.get("count", 1)), int(spec.get("status", 500)), spec.get("retry_after"),
-                                   spec.get("reset_in"))
-        except (ValueError, TypeError, AttributeError) as exc:
-            return self._problem(400, "Invalid Request",
-                                 detail=f"expected {{count, status, retry_after, reset_in}}: {exc}")
-        self._send(200, {"queued": len(self.sim.faults)})
-
-    def do_GET(self) -> None:
-        sim = self.sim
-        sim.requests.append(self.path)
-        fault = sim.take_fault()
-        if fault and fault.status == -1:         # a server that hangs, then gives up without an answer
-            time.sleep(fault.seconds)
-        if fault and fault.status in (0, -1):
-            self.close_connection = True
-            return
-        limit, remaining, reset = sim.count_request()
-        if sim._outage_until and sim.now() < sim._outage_until:
-            fault, reset = Fault(429), int(sim._outage_until.timestamp())
+    def _answer(self, request: Request, fault: RateLimitFault | None) -> Reply:
+        """Every answer counts against the rate limit and says so in its headers, injected errors too."""
+        limit, remaining, reset = self.count_request()
+        if self.rate_limited_until and self.now() < self.rate_limited_until:
+            fault, reset = RateLimitFault(429), int(self.rate_limited_until.timestamp())
         if fault and fault.reset_in is not None:
-            reset = int(sim.now().timestamp() + fault.reset_in)
-        headers = {"x-rate-limit-limit": str(limit), "x-rate-limit-remaining": str(0 if fault and fault.status == 429
-                                                                                     else remaining),
+            reset = int(self.now().timestamp() + fault.reset_in)
+        headers = {"x-rate-limit-limit": str(limit),
+                   "x-rate-limit-remaining": str(0 if fault and fault.status == 429 else remaining),
                    "x-rate-limit-reset": str(reset)}
         if fault:
             if fault.retry_after is not None:
                 headers["retry-after"] = str(int(fault.retry_after))
             titles = {429: "Too Many Requests", 500: "Internal Server Error", 503: "Service Unavailable"}
-            return self._problem(fault.status, titles.get(fault.status, "Error"), headers)
-        given = self.headers.get("Authorization", "")
-        scheme, _, token = given.partition(" ")
-        if scheme != "Bearer" or not token or (sim.token is not None and token != sim.token):
-            return self._problem(401, "Unauthorized", headers, detail="Unauthorized")
+            return Reply(fault.status, problem(fault.status, titles.get(fault.status, "Error")), headers)
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme != "Bearer" or not token or (self.token is not None and token != self.token):
+            return Reply(401, problem(401, "Unauthorized", detail="Unauthorized"), headers)
         if remaining == 0:
-            return self._problem(429, "Too Many Requests", headers)
-        parts = urlsplit(self.path)
-        query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+            return Reply(429, problem(429, "Too Many Requests"), headers)
+        query = request.query
         fields = set(filter(None, query.get("user.fields", "").split(",")))
         bad_fields = sorted(fields - set(USER_FIELDS))
         if bad_fields:
-            return self._invalid("user.fields", bad_fields[0], f"[{','.join(USER_FIELDS)}]", headers)
-        if parts.path == "/2/users/by":
+            return _invalid("user.fields", bad_fields[0], f"[{','.join(USER_FIELDS)}]", headers)
+        if request.path == "/2/users/by":
             names = query.get("usernames", "").split(",") if query.get("usernames") else []
             if not names or len(names) > 100:
-                return self._problem(400, "Invalid Request", headers, type=PROBLEM + "invalid-request",
-                                     detail="One or more parameters to your request was invalid.",
-                                     errors=[{"parameters": {"usernames": [query.get("usernames", "")]},
-                                              "message": "The number of values in the `usernames` query parameter "
-                                                         "list [" + str(len(names)) + "] is not between 1 and 100"}])
+                return Reply(400, problem(400, "Invalid Request", type=PROBLEM + "invalid-request",
+                                          detail="One or more parameters to your request was invalid.",
+                                          errors=[{"parameters": {"usernames": [query.get("usernames", "")]},
+                                                   "message": "The number of values in the `usernames` query "
+                                                              "parameter list [" + str(len(names))
+                                                              + "] is not between 1 and 100"}]), headers)
             return self._users(names, fields, headers, single=False)
-        match = re.fullmatch(r"/2/users/by/username/([^/]+)", parts.path)
+        match = re.fullmatch(r"/2/users/by/username/([^/]+)", request.path)
         if match:
-            return self._users([unquote(match.group(1))], fields, headers, single=True)
-        self._problem(404, "Not Found Error", headers)
+            return self._users([match.group(1)], fields, headers, single=True)
+        return Reply(404, problem(404, "Not Found Error"), headers)
 
-    def _invalid(self, parameter: str, value: str, pattern: str, headers: dict) -> None:
-        self._problem(400, "Invalid Request", headers, type=PROBLEM + "invalid-request",
-                      detail="One or more parameters to your request was invalid.",
-                      errors=[{"parameters": {parameter: [value]},
-                               "message": f"The `{parameter}` query parameter value [{value}] does not match "
-                                          f"{pattern}"}])
-
-    def _users(self, names: list[str], fields: set[str], headers: dict, single: bool) -> None:
-        sim = self.sim
+    def _users(self, names: list[str], fields: set[str], headers: dict, single: bool) -> Reply:
+        parameter = "username" if single else "usernames"
         for name in names:
             if not USERNAME.match(name):
-                return self._invalid("username" if single else "usernames", name, "^[A-Za-z0-9_]{1,15}$", headers)
+                return _invalid(parameter, name, "^[A-Za-z0-9_]{1,15}$", headers)
         data, errors = [], []
-        moment = sim.now()
+        moment = self.now()
         for name in names:
             key = name.lower()
-            if key in sim.suspended:
+            if key in self.suspended:
                 errors.append({"value": name, "detail": f"User has been suspended: [{name}].", "title": "Forbidden",
-                               "resource_type": "user", "parameter": "username" if single else "usernames",
-                               "resource_id": name, "type": PROBLEM + "resource-not-found"})
-            elif key in sim.accounts:
-                with sim._lock:
-                    data.append(sim.accounts[key].json(moment, fields))
+                               "resource_type": "user", "parameter": parameter, "resource_id": name,
+                               "type": PROBLEM + "resource-not-found"})
+            elif key in self.accounts:
+                with self._lock:
+                    data.append(self.accounts[key].json(moment, fields))
             else:
                 errors.append({"value": name, "detail": f"Could not find user with username: [{name}].",
-                               "title": "Not Found Error", "resource_type": "user",
-                               "parameter": "username" if single else "usernames", "resource_id": name,
-                               "type": PROBLEM + "resource-not-found"})
+                               "title": "Not Found Error", "resource_type": "user", "parameter": parameter,
+                               "resource_id": name, "type": PROBLEM + "resource-not-found"})
         if not single:
-            data += sim.injected_users
+            data += self.injected_users
         body: dict = {}
         if data:
             body["data"] = data[0] if single else data
         if errors:
             body["errors"] = errors
-        self._send(200, body, headers)
+        return Reply(200, body, headers)
+
+
+def _invalid(parameter: str, value: str, pattern: str, headers: dict) -> Reply:
+    return Reply(400, problem(400, "Invalid Request", type=PROBLEM + "invalid-request",
+                              detail="One or more parameters to your request was invalid.",
+                              errors=[{"parameters": {parameter: [value]},
+                                       "message": f"The `{parameter}` query parameter value [{value}] does not "
+                                                  f"match {pattern}"}]), headers)
 
 
 # -- command line -------------------------------------------------------------------------------------------
@@ -338,18 +258,13 @@ def demo_process(cfg) -> tuple[list[str], int | None]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m simulators.twitter", description=__doc__.splitlines()[0])
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8094)
+    parser = argument_parser("simulators.twitter", __doc__, port=8094, since=DEFAULT_START)
     parser.add_argument("--accounts", required=True, help="comma-separated usernames that exist")
     parser.add_argument("--suspended", default="", help="comma-separated usernames that are suspended")
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--since", type=date.fromisoformat, default=DEFAULT_START, help="first day of history")
     parser.add_argument("--token-env", help="variable holding the bearer token to accept (unset: any)")
     parser.add_argument("--outage-minutes", type=float, default=0,
                         help="an outage at start-up: the rate limit is used up for this many minutes")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     accounts = [a.strip().removeprefix("@") for a in args.accounts.split(",") if a.strip()]
     if not accounts or not all(USERNAME.match(a) for a in accounts):
         print(f"error: --accounts must be X usernames separated by commas, got {args.accounts!r}", file=sys.stderr)
@@ -359,21 +274,7 @@ def main(argv: list[str] | None = None) -> int:
                            suspended=tuple(s for s in args.suspended.split(",") if s))
     if args.outage_minutes:
         sim.rate_limit_outage(sim.now() + timedelta(minutes=args.outage_minutes))
-    try:
-        sim.start()
-    except OSError as exc:
-        print(f"error: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
-        return 1
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    log.info("X API simulator on %s for %s", sim.url, ", ".join(accounts))
-    try:
-        while not stop.wait(1.0):
-            pass
-    except KeyboardInterrupt:
-        pass
-    sim.stop()
-    return 0
+    return serve_until_stopped(sim, f"X API simulator on {{url}} for {', '.join(accounts)}")
 
 
 if __name__ == "__main__":

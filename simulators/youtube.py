@@ -37,26 +37,20 @@ Run: python -m simulators.youtube --port 8093 [--client-id-env ... --client-secr
 """
 from __future__ import annotations
 
-import argparse
-import email.utils
 import hashlib
-import json
-import logging
 import math
 import os
 import random
-import signal
 import sys
-import threading
 import time
-from collections import deque
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
 
-log = logging.getLogger("caskalytics.simulators.youtube")
+from simulators.jsonserver import JsonApiSimulator, Reply, Request, argument_parser, serve_until_stopped
+from simulators.randomness import poisson
+
 UTC = timezone.utc
 PACIFIC = ZoneInfo("America/Los_Angeles")
 DEFAULT_START = date(2025, 1, 1)
@@ -67,18 +61,6 @@ PROVISIONAL_SHARE = {2: 0.8, 3: 0.95}      # days ago -> share of the final valu
 WEEKDAY_FACTOR = (1.1, 1.15, 1.15, 1.1, 1.0, 0.75, 0.7)     # Monday..Sunday: a B2B channel
 METRICS = ("views", "subscribersGained", "subscribersLost", "likes", "comments", "estimatedMinutesWatched")
 ACCESS_TOKEN_SECONDS = 3599
-
-
-def _poisson(rng: random.Random, mean: float) -> int:
-    if mean <= 0:
-        return 0
-    if mean > 30:
-        return max(0, round(rng.gauss(mean, math.sqrt(mean))))
-    limit, count, product = math.exp(-mean), 0, rng.random()
-    while product > limit:
-        count += 1
-        product *= rng.random()
-    return count
 
 
 # -- generated history ------------------------------------------------------------------------------------
@@ -144,9 +126,9 @@ class ChannelHistory:
         spike = 1 + 3.5 * math.exp(-since_upload / 2.5)
         campaign = 2.0 if day <= self._campaign_until else 1.0
         views = max(0, round(220 * trend * WEEKDAY_FACTOR[day.weekday()] * spike * campaign * rng.gauss(1, 0.08)))
-        gained = _poisson(rng, views * 0.011 * (1.5 if since_upload < 3 else 1.0))
-        lost = _poisson(rng, gained * 0.18 + views * 0.0005)
-        return Day(views, gained, lost, likes=_poisson(rng, views * 0.04), comments=_poisson(rng, views * 0.004),
+        gained = poisson(rng, views * 0.011 * (1.5 if since_upload < 3 else 1.0))
+        lost = poisson(rng, gained * 0.18 + views * 0.0005)
+        return Day(views, gained, lost, likes=poisson(rng, views * 0.04), comments=poisson(rng, views * 0.004),
                    minutes_watched=round(views * rng.uniform(2.5, 4.5)), uploads=uploads)
 
     def day(self, day: date) -> Day:
@@ -203,68 +185,30 @@ def etag(text: str) -> str:
     return hashlib.sha1(text.encode()).hexdigest()[:27]
 
 
-@dataclass(frozen=True)
-class Fault:
-    status: int                  # 0 = drop the connection; -1 = hang for `seconds`, then drop it
-    retry_after: float | None = None
-    path: str = ""               # only requests whose path starts with this ("" = any)
-    seconds: float = 0.0
-    body: dict | None = None     # a Google error body instead of the usual one for `status`
+NOT_FOUND = Reply(404, google_error(404, "Not Found", "notFound"))
 
 
-class YouTubeSimulator:
+class YouTubeSimulator(JsonApiSimulator):
     """The simulated Google endpoints. `start()` serves them on a thread; use as a context manager in tests."""
+    server_name = "ESF"
+    content_type = "application/json; charset=UTF-8"
+    json_indent = 1
+    methods = ("GET", "POST")
+    fault_hook_fields = ("retry_after", "path")
 
-    def __init__(self, *, seed: int = 1, start: date = DEFAULT_START, now: datetime | None = None,
-                 host: str = "127.0.0.1", port: int = 0, channel_id: str = CHANNEL_ID,
-                 client_id: str | None = None, client_secret: str | None = None, refresh_token: str | None = None):
+    def __init__(self, *, seed: int = 1, start: date = DEFAULT_START, channel_id: str = CHANNEL_ID,
+                 client_id: str | None = None, client_secret: str | None = None, refresh_token: str | None = None,
+                 **server):
+        super().__init__(**server)
         self.history = ChannelHistory(seed, start)
         self.channel_id = channel_id
         self.client_id, self.client_secret, self.refresh_token = client_id, client_secret, refresh_token
         self.hidden_subscribers = False
-        self.host, self.port = host, port
-        self._frozen_now = now
         self._delay: tuple[int, datetime] | None = None
         self.access_tokens: dict[str, datetime] = {}       # token -> expiry (simulated clock)
-        self.faults: deque[Fault] = deque()
         self.raw_rows: dict[date, object] = {}     # day -> a row served as is (tests: malformed rows)
-        self.requests: list[str] = []     # every request path with its query, for tests that check what was asked
-        self._lock = threading.RLock()
-        self._server: ThreadingHTTPServer | None = None
-
-    # -- lifecycle ----------------------------------------------------------------------------------------
-    def start(self) -> YouTubeSimulator:
-        self._server = ThreadingHTTPServer((self.host, self.port), _Handler)
-        self._server.daemon_threads = True
-        self._server.block_on_close = False
-        self._server.simulator = self
-        self.port = self._server.server_address[1]
-        threading.Thread(target=self._server.serve_forever, name="youtube-simulator", daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        if self._server:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> YouTubeSimulator:
-        return self.start()
-
-    def __exit__(self, *_) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
 
     # -- the clock and the truth --------------------------------------------------------------------------
-    def now(self) -> datetime:
-        return self._frozen_now or datetime.now(UTC).replace(microsecond=0)
-
-    def set_time(self, moment: datetime) -> None:
-        self._frozen_now = moment.astimezone(UTC)
-
     def today(self) -> date:
         """The current day in YouTube Analytics terms (Pacific time)."""
         return self.now().astimezone(PACIFIC).date()
@@ -320,16 +264,9 @@ class YouTubeSimulator:
     # -- test hooks ---------------------------------------------------------------------------------------
     def inject_faults(self, count: int, status: int = 500, retry_after: float | None = None, path: str = "",
                       seconds: float = 0.0, body: dict | None = None) -> None:
-        with self._lock:
-            self.faults.extend(Fault(status, retry_after, path, seconds, body) for _ in range(count))
-
-    def take_fault(self, path: str) -> Fault | None:
-        with self._lock:
-            for fault in self.faults:
-                if path.startswith(fault.path):
-                    self.faults.remove(fault)
-                    return fault
-        return None
+        """Answer the next `count` requests to `path` ("" = any) with `status` (0 drops the connection, -1
+        stalls `seconds` first), Retry-After, and `body` instead of Google's usual error for the status."""
+        super().inject_faults(count, status, retry_after, body=body, only=path, seconds=seconds)
 
     def report_requests(self) -> list[tuple[date, date]]:
         """(startDate, endDate) of every reports.query asked so far."""
@@ -341,146 +278,93 @@ class YouTubeSimulator:
                 asked.append((date.fromisoformat(query["startDate"][0]), date.fromisoformat(query["endDate"][0])))
         return asked
 
+    # -- Google's envelope and headers --------------------------------------------------------------------
+    def error_body(self, status: int, message: str) -> dict:
+        return google_error(status, message, "unknown")
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True
+    def fault_body(self, status: int) -> dict:
+        return FAULT_BODIES.get(status, lambda: google_error(status, "Error", "unknown"))()
 
-    @property
-    def sim(self) -> YouTubeSimulator:
-        return self.server.simulator
+    def fault_hook_refused(self, message: str) -> Reply:
+        return Reply(400, {"error": message})
 
-    def version_string(self) -> str:
-        return "ESF"
+    def common_headers(self) -> dict[str, str]:
+        return {"Vary": "Origin, X-Origin, Referer"}
 
-    def date_time_string(self, timestamp=None) -> str:
-        """The Date header follows the simulated clock: clients may take the server's time from it."""
-        return email.utils.format_datetime(self.sim.now().astimezone(UTC), usegmt=True)
-
-    def log_message(self, fmt: str, *args) -> None:
-        log.debug("%s " + fmt, self.address_string(), *args)
-
-    def _send(self, status: int, body, headers: dict[str, str] | None = None) -> None:
-        data = json.dumps(body, indent=1).encode()
-        self.send_response(status)
-        for name, value in {"Content-Type": "application/json; charset=UTF-8", "Content-Length": str(len(data)),
-                            "Vary": "Origin, X-Origin, Referer", **(headers or {})}.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(data)
-
-    def _fault(self, path: str) -> bool:
-        """Apply the next injected fault for `path`; True when it answered (or dropped) the request."""
-        fault = self.sim.take_fault(path)
-        if fault is None:
-            return False
-        if fault.status == -1:            # a server that hangs, then gives up without an answer
-            time.sleep(fault.seconds)
-            self.close_connection = True
-            return True
-        if fault.status == 0:
-            self.close_connection = True
-            return True
-        headers = {"Retry-After": str(int(fault.retry_after))} if fault.retry_after is not None else {}
-        body = fault.body or FAULT_BODIES.get(fault.status, lambda: google_error(fault.status, "Error", "unknown"))()
-        self._send(fault.status, body, headers)
-        return True
-
-    # -- OAuth --------------------------------------------------------------------------------------------
-    def do_POST(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
-        path = urlsplit(self.path).path
-        self.sim.requests.append(path)
-        if path == "/_sim/faults":
-            try:
-                spec = json.loads(raw or b"{}")
-                self.sim.inject_faults(int(spec.get("count", 1)), int(spec.get("status", 500)),
-                                       spec.get("retry_after"), spec.get("path", ""))
-            except (ValueError, TypeError, AttributeError) as exc:
-                return self._send(400, {"error": f"expected {{count, status, retry_after, path}}: {exc}"})
-            return self._send(200, {"queued": len(self.sim.faults)})
-        if self._fault(path):
-            return
-        if path != "/token":
-            return self._send(404, google_error(404, "Not Found", "notFound"))
-        form = {k: v[-1] for k, v in parse_qs(raw.decode("utf-8", "replace")).items()}
-        sim = self.sim
-        if form.get("grant_type") != "refresh_token":
-            return self._send(400, {"error": "unsupported_grant_type", "error_description": "Invalid grant_type: "
-                                    + form.get("grant_type", "")})
-        if (sim.client_id is not None and form.get("client_id") != sim.client_id) or \
-                (sim.client_secret is not None and form.get("client_secret") != sim.client_secret):
-            return self._send(401, {"error": "invalid_client", "error_description": "Unauthorized"})
-        if not form.get("refresh_token") or (sim.refresh_token is not None
-                                             and form.get("refresh_token") != sim.refresh_token):
-            return self._send(400, {"error": "invalid_grant",
-                                    "error_description": "Token has been expired or revoked."})
-        self._send(200, {"access_token": sim.issue_token(), "expires_in": ACCESS_TOKEN_SECONDS,
-                         "scope": "https://www.googleapis.com/auth/yt-analytics.readonly "
-                                  "https://www.googleapis.com/auth/youtube.readonly",
-                         "token_type": "Bearer"}, {"Cache-Control": "no-cache, no-store, max-age=0, must-revalidate"})
-
-    # -- the APIs -----------------------------------------------------------------------------------------
-    def do_GET(self) -> None:
-        self.sim.requests.append(self.path)
-        parts = urlsplit(self.path)
-        if self._fault(parts.path):
-            return
-        scheme, _, token = self.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not self.sim.token_valid(token):
-            return self._send(401, google_error(
+    # -- requests -----------------------------------------------------------------------------------------
+    def route(self, request: Request) -> Reply:
+        if request.method == "POST":
+            return self._token(request) if request.path == "/token" else NOT_FOUND
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not self.token_valid(token):
+            return Reply(401, google_error(
                 401, "Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie "
                      "or other valid authentication credential. See "
                      "https://developers.google.com/identity/sign-in/web/devconsole-project.",
                 "authError", location="Authorization", locationType="header"),
                 {"WWW-Authenticate": 'Bearer realm="https://accounts.google.com/", error="invalid_token"'})
-        query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-        if parts.path == "/youtube/v3/channels":
-            return self._channels(query)
-        if parts.path == "/v2/reports":
-            return self._report(query)
-        self._send(404, google_error(404, "Not Found", "notFound"))
+        if request.path == "/youtube/v3/channels":
+            return self._channels(request)
+        if request.path == "/v2/reports":
+            return self._report(request.query)
+        return NOT_FOUND
 
-    def _required(self, query: dict, *names: str) -> bool:
+    def _token(self, request: Request) -> Reply:
+        """OAuth 2.0's refresh-token grant, as Google's token endpoint answers it."""
+        form = {k: v[-1] for k, v in parse_qs(request.body.decode("utf-8", "replace")).items()}
+        if form.get("grant_type") != "refresh_token":
+            return Reply(400, {"error": "unsupported_grant_type", "error_description": "Invalid grant_type: "
+                               + form.get("grant_type", "")})
+        if (self.client_id is not None and form.get("client_id") != self.client_id) or \
+                (self.client_secret is not None and form.get("client_secret") != self.client_secret):
+            return Reply(401, {"error": "invalid_client", "error_description": "Unauthorized"})
+        if not form.get("refresh_token") or (self.refresh_token is not None
+                                             and form.get("refresh_token") != self.refresh_token):
+            return Reply(400, {"error": "invalid_grant", "error_description": "Token has been expired or revoked."})
+        return Reply(200, {"access_token": self.issue_token(), "expires_in": ACCESS_TOKEN_SECONDS,
+                           "scope": "https://www.googleapis.com/auth/yt-analytics.readonly "
+                                    "https://www.googleapis.com/auth/youtube.readonly",
+                           "token_type": "Bearer"}, {"Cache-Control": "no-cache, no-store, max-age=0, must-revalidate"})
+
+    @staticmethod
+    def _missing(query: dict, *names: str) -> Reply | None:
         for name in names:
             if not query.get(name):
-                self._send(400, google_error(400, f"Required parameter: {name}", "required",
-                                             location=name, locationType="parameter"))
-                return False
-        return True
+                return Reply(400, google_error(400, f"Required parameter: {name}", "required",
+                                               location=name, locationType="parameter"))
+        return None
 
-    def _channels(self, query: dict) -> None:
-        if not self._required(query, "part"):
-            return
+    def _channels(self, request: Request) -> Reply:
+        query = request.query
+        missing = self._missing(query, "part")
+        if missing:
+            return missing
         parts = query["part"].split(",")
         unknown = [p for p in parts if p not in ("id", "snippet", "statistics", "contentDetails", "status",
                                                  "brandingSettings", "topicDetails", "localizations")]
         if unknown:
-            return self._send(400, google_error(400, f"'{unknown[0]}'", "unknownPart", domain="youtube.part",
-                                                location="part", locationType="parameter"))
-        sim = self.sim
+            return Reply(400, google_error(400, f"'{unknown[0]}'", "unknownPart", domain="youtube.part",
+                                           location="part", locationType="parameter"))
         mine = query.get("mine") == "true"
         ids = [i for i in query.get("id", "").split(",") if i]
         if not mine and not ids:
-            return self._send(400, google_error(
+            return Reply(400, google_error(
                 400, "No filter selected. Expected one of: forUsername, managedByMe, categoryId, mySubscribers, "
                      "id, mine, forHandle", "missingRequiredParameter", domain="youtube.parameter"))
-        listing = {"kind": "youtube#channelListResponse", "etag": etag(self.path + str(sim.now().date()))}
-        if mine or sim.channel_id in ids:
+        listing = {"kind": "youtube#channelListResponse", "etag": etag(request.target + str(self.now().date()))}
+        if mine or self.channel_id in ids:
             listing["pageInfo"] = {"totalResults": 1, "resultsPerPage": 5}
             listing["items"] = [self._channel_json(parts)]
         else:
             listing["pageInfo"] = {"totalResults": 0, "resultsPerPage": 5}     # no "items" key, as on YouTube
-        self._send(200, listing)
+        return Reply(200, listing)
 
     def _channel_json(self, parts: list[str]) -> dict:
-        sim = self.sim
-        subscribers, views, videos = sim.counts()
-        item = {"kind": "youtube#channel", "etag": etag(f"{sim.channel_id}/{subscribers}/{views}"),
-                "id": sim.channel_id}
+        subscribers, views, videos = self.counts()
+        item = {"kind": "youtube#channel", "etag": etag(f"{self.channel_id}/{subscribers}/{views}"),
+                "id": self.channel_id}
         if "snippet" in parts:
-            published = datetime.combine(sim.history.start, datetime.min.time(), PACIFIC).astimezone(UTC)
+            published = datetime.combine(self.history.start, datetime.min.time(), PACIFIC).astimezone(UTC)
             about = "Data pipelines and analytics on Hadoop and the cloud."
             item["snippet"] = {
                 "title": "Cask Data", "description": about,
@@ -491,44 +375,43 @@ class _Handler(BaseHTTPRequestHandler):
                 "country": "US"}
         if "statistics" in parts:
             item["statistics"] = {"viewCount": str(views), "subscriberCount": str(subscribers),
-                                  "hiddenSubscriberCount": sim.hidden_subscribers, "videoCount": str(videos)}
-            if sim.hidden_subscribers:
+                                  "hiddenSubscriberCount": self.hidden_subscribers, "videoCount": str(videos)}
+            if self.hidden_subscribers:
                 # A channel that hides its count: YouTube leaves subscriberCount out.
                 del item["statistics"]["subscriberCount"]
         return item
 
-    def _report(self, query: dict) -> None:
-        if not self._required(query, "ids", "startDate", "endDate", "metrics"):
-            return
-        sim = self.sim
-        if query["ids"] not in ("channel==MINE", f"channel=={sim.channel_id}"):
-            return self._send(403, google_error(403, "Forbidden", "forbidden"))
+    def _report(self, query: dict) -> Reply:
+        missing = self._missing(query, "ids", "startDate", "endDate", "metrics")
+        if missing:
+            return missing
+        if query["ids"] not in ("channel==MINE", f"channel=={self.channel_id}"):
+            return Reply(403, google_error(403, "Forbidden", "forbidden"))
         try:
             first, last = date.fromisoformat(query["startDate"]), date.fromisoformat(query["endDate"])
         except ValueError:
-            return self._send(400, google_error(400, "Invalid value at 'start_date' (TYPE_STRING), "
-                                                     f"\"{query['startDate']}\"", "invalid"))
+            return Reply(400, google_error(400, "Invalid value at 'start_date' (TYPE_STRING), "
+                                                f"\"{query['startDate']}\"", "invalid"))
         if first > last:
-            return self._send(400, google_error(400, "The query is not supported. The start date must be on or "
-                                                     "before the end date.", "badRequest"))
+            return Reply(400, google_error(400, "The query is not supported. The start date must be on or "
+                                                "before the end date.", "badRequest"))
         metrics = query["metrics"].split(",")
         unknown = [m for m in metrics if m not in METRICS]
         if unknown:
-            return self._send(400, google_error(400, f"Unknown identifier ({unknown[0]}) given in field "
-                                                     "parameters.metrics.", "badRequest"))
+            return Reply(400, google_error(400, f"Unknown identifier ({unknown[0]}) given in field "
+                                                "parameters.metrics.", "badRequest"))
         dimensions = [d for d in query.get("dimensions", "").split(",") if d]
         if dimensions not in ([], ["day"]):
-            return self._send(400, google_error(400, "The query is not supported. Check the documentation at "
-                                                     "https://developers.google.com/youtube/analytics/v2/"
-                                                     "available_reports for a list of supported queries.",
-                                                "badRequest"))
+            return Reply(400, google_error(400, "The query is not supported. Check the documentation at "
+                                                "https://developers.google.com/youtube/analytics/v2/"
+                                                "available_reports for a list of supported queries.", "badRequest"))
         days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
-        reported = [(d, r) for d in days if (r := sim.reported(d)) is not None]
+        reported = [(d, r) for d in days if (r := self.reported(d)) is not None]
         headers = ([{"name": "day", "columnType": "DIMENSION", "dataType": "STRING"}] if dimensions else []) + \
                   [{"name": m, "columnType": "METRIC", "dataType": "INTEGER"} for m in metrics]
         if dimensions:
             rows = [[d.isoformat(), *(r.metric(m) for m in metrics)] for d, r in reported]
-            rows = [sim.raw_rows.get(date.fromisoformat(row[0]), row) for row in rows]
+            rows = [self.raw_rows.get(date.fromisoformat(row[0]), row) for row in rows]
             if query.get("sort") == "-day":
                 rows.reverse()
         else:
@@ -536,7 +419,7 @@ class _Handler(BaseHTTPRequestHandler):
         body = {"kind": "youtubeAnalytics#resultTable", "columnHeaders": headers}
         if rows:
             body["rows"] = rows      # "If no data is available for the given query, the rows element will be omitted"
-        self._send(200, body)
+        return Reply(200, body)
 
 
 # -- command line -------------------------------------------------------------------------------------------
@@ -550,11 +433,8 @@ def demo_process(cfg) -> tuple[list[str], int | None]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m simulators.youtube", description=__doc__.splitlines()[0])
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8093)
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--since", type=date.fromisoformat, default=DEFAULT_START, help="the channel's first day")
+    parser = argument_parser("simulators.youtube", __doc__, port=8093, since=DEFAULT_START,
+                             since_help="the channel's first day")
     parser.add_argument("--client-id-env", help="variable holding the OAuth client id to accept (unset: any)")
     parser.add_argument("--client-secret-env", help="variable holding the OAuth client secret to accept")
     parser.add_argument("--refresh-token-env", help="variable holding the refresh token to accept")
@@ -562,7 +442,6 @@ def main(argv: list[str] | None = None) -> int:
                         help="an outage at start-up: reports stop this many days back ...")
     parser.add_argument("--delay-minutes", type=float, default=0, help="... for this many minutes")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     def secret(name: str | None) -> str | None:
         return os.environ.get(name) or None if name else None
@@ -573,21 +452,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.delay_days and args.delay_minutes:
         sim.reporting_delay(args.delay_days, sim.now() + timedelta(minutes=args.delay_minutes))
     sim.history.extend_to(sim.today())       # generate before serving, so the first query is not slow
-    try:
-        sim.start()
-    except OSError as exc:
-        print(f"error: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
-        return 1
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    log.info("YouTube simulator on %s (channel %s since %s)", sim.url, sim.channel_id, args.since)
-    try:
-        while not stop.wait(1.0):
-            pass
-    except KeyboardInterrupt:
-        pass
-    sim.stop()
-    return 0
+    return serve_until_stopped(sim, f"YouTube simulator on {{url}} (channel {sim.channel_id} since {args.since})")
 
 
 if __name__ == "__main__":
