@@ -49,9 +49,21 @@ def download_workers(value: str) -> AfterOpen:
     return None
 
 
-def no_partition(_value: str) -> AfterOpen:
-    """The raw table without `PARTITIONED BY (year(ts), month(ts))`."""
-    return lambda writer: writer.con.execute("ALTER TABLE lake.raw_s3_access_logs RESET PARTITIONED BY")
+def partitioned(_value: str) -> AfterOpen:
+    """The raw table Hive-partitioned by `(year(ts), month(ts))`, as it was before 2026-11-28."""
+    return lambda writer: writer.con.execute("ALTER TABLE lake.raw_s3_access_logs SET PARTITIONED BY (year(ts), month(ts))")
+
+
+def no_prefetch(_value: str) -> AfterOpen:
+    """Download each chunk only when it is needed (no overlap of the next chunk's download with parsing and
+    committing the current one)."""
+    original = s3_access_logs.S3AccessLogs._parse_chunks
+
+    def serial(client, bucket, chunks, parser):
+        for chunk in chunks:
+            yield from original(client, bucket, [chunk], parser)
+    s3_access_logs.S3AccessLogs._parse_chunks = staticmethod(serial)
+    return None
 
 
 def malloc_trim(_value: str) -> AfterOpen:
@@ -74,146 +86,6 @@ def mmap_threshold(value: str) -> AfterOpen:
     256 KB buffers come from the heap and freed ones stay resident. A fixed threshold keeps them mmapped, so
     a freed buffer goes back to the OS. (Same as MALLOC_MMAP_THRESHOLD_=VALUE in the environment.)"""
     ctypes.CDLL("libc.so.6").mallopt(-3, int(value or 131072))     # -3: M_MMAP_THRESHOLD
-    return None
-
-
-# --- code changes, as they would be proposed --------------------------------------------------------------
-
-def dedupe_only_if_needed(_value: str) -> AfterOpen:
-    """warehouse/ingest.py `_insert_new`: `DISTINCT ON (key)` hashes whole rows; most batches have no
-    repeated key, which a key-only count finds cheaply. Keep DISTINCT ON for batches that need it."""
-    original = ingest._insert_new
-
-    def insert_new(con, table_name, rows, batch):
-        table = ingest.INGEST_TABLES[table_name]
-        if isinstance(rows, ingest.StagedTable):
-            key = ", ".join(table.key)
-            repeated = con.execute(f"SELECT count(*) - count(DISTINCT ({key})) FROM {rows.name}").fetchone()[0]
-            if not repeated:
-                return _insert_distinct(con, table, rows, batch)
-        return original(con, table_name, rows, batch)
-    ingest._insert_new = insert_new
-    return None
-
-
-def _insert_distinct(con, table, rows, batch: int) -> int:
-    """`_insert_new` without the DISTINCT ON: the staged rows are known to have distinct keys."""
-    columns = table.column_names
-    match = " AND ".join(f"stored.{k} IS NOT DISTINCT FROM fresh.{k}" for k in table.key)
-    window = ""
-    if table.same_key_same_ts:
-        window = f" AND stored.ts BETWEEN (SELECT min(ts) FROM {rows.name}) AND (SELECT max(ts) FROM {rows.name})"
-    select_columns = ", ".join(f"CAST({c} AS {ingest._column_type(table, c)}) AS {c}" for c in columns)
-    return int(con.execute(f"""
-        INSERT INTO lake.{table.name} ({", ".join(columns)}, _batch)
-        SELECT {", ".join(columns)}, {batch}
-        FROM (SELECT {select_columns} FROM {rows.name}) AS fresh
-        WHERE NOT EXISTS (SELECT 1 FROM lake.{table.name} AS stored WHERE {match}{window})
-    """).fetchone()[0])
-
-
-def stage_in_place(_value: str) -> AfterOpen:
-    """collectors/s3_logparse.py `LogParser.parse`: the typed rows are written once. The object key joins in
-    while `checked` is built, rejected rows are deleted from it, and it is renamed to the staged name, instead
-    of copying every good row into a second temp table. (The insert names its columns, so the extra
-    bookkeeping columns origin, n_fields and bad_line are not stored.)"""
-    s3_logparse.LogParser.parse = _parse_in_place
-    return None
-
-
-def _parse_in_place(self, files):
-    """A copy of LogParser.parse with the change described in `stage_in_place`; the rest is unchanged."""
-    from pathlib import Path
-
-    import duckdb
-    import pyarrow as pa
-    from collectors.base import Rejected, StagedTable
-    from collectors.s3_logparse import COLUMNS, FIELDS, MIN_FIELDS, _as_columns, tokenize
-
-    con = self.con
-    self._serial += 1
-    staged = f"s3_parsed_{self._serial}"
-    paths = [str(p) for p in files]
-    con.register("log_objects", pa.table({"origin": paths, "object_key": list(files.values())}))
-    columns = "{" + ", ".join(f"'{c}': 'VARCHAR'" for c in COLUMNS) + "}"
-    field_count = " + ".join(f"({c} IS NOT NULL)::INT" for c in COLUMNS) + " - 1"
-    fields = ", ".join(f"{sql} AS {name}" for name, sql in FIELDS)
-    transform = f"""SELECT ts, {', '.join(name for name, _ in FIELDS)}, object_key AS log_object, origin, n_fields,
-            CASE WHEN n_fields < {MIN_FIELDS} OR ts IS NULL OR request_id IS NULL
-                 THEN concat_ws(' ', {', '.join(COLUMNS)}) END AS bad_line
-        FROM (SELECT try_strptime(c02 || ' ' || c03, '[%d/%b/%Y:%H:%M:%S %z]') AS ts, {fields},
-                     {field_count} AS n_fields, *
-              FROM (SOURCE)) JOIN log_objects USING (origin)"""
-    for parallel in ("true", "false"):
-        try:
-            con.execute("CREATE OR REPLACE TEMP TABLE checked AS " + transform.replace("(SOURCE)", f"""(
-                SELECT * EXCLUDE (filename), filename AS origin FROM read_csv(?, delim = ' ', quote = '"',
-                    escape = '', header = false, auto_detect = false, columns = {columns}, null_padding = true,
-                    ignore_errors = true, store_rejects = true, filename = true, parallel = {parallel}))"""),
-                        [paths])
-            break
-        except duckdb.Error as exc:
-            if parallel == "false" or "quoted new lines" not in str(exc):
-                raise
-    rejected_text = con.execute("""SELECT s.file_path, e.csv_line, e.error_message
-        FROM reject_errors e JOIN reject_scans s USING (scan_id, file_id)""").fetchall()
-    con.execute("DROP TABLE IF EXISTS reject_errors; DROP TABLE IF EXISTS reject_scans")
-    rejected, salvaged = [], []
-    for path, text, error in rejected_text:
-        for physical in (text or "").split("\n"):
-            if not physical.strip():
-                continue
-            fields_found = tokenize(physical)
-            if len(fields_found) < MIN_FIELDS:
-                rejected.append(Rejected(f"unreadable S3 log line ({len(fields_found)} fields; "
-                                         f"{error.splitlines()[0]})", physical, files[Path(path)]))
-            else:
-                salvaged.append({**_as_columns(fields_found), "origin": path})
-    if salvaged:
-        con.register("salvaged", pa.Table.from_pylist(salvaged))
-        con.execute("INSERT INTO checked " + transform.replace("(SOURCE)", "salvaged"))
-        con.unregister("salvaged")
-    con.unregister("log_objects")
-    problems = con.execute(f"""SELECT origin, bad_line, CASE
-            WHEN n_fields < {MIN_FIELDS} THEN 'only ' || n_fields || ' fields; S3 access log records have at least {MIN_FIELDS}'
-            WHEN ts IS NULL THEN 'unreadable request time'
-            ELSE 'no request ID, so the record cannot be deduplicated' END
-        FROM checked WHERE bad_line IS NOT NULL""").fetchall()
-    rejected.extend(Rejected(reason, line, files[Path(origin)]) for origin, line, reason in problems)
-    lines_by_file = {str(p): 0 for p in files}
-    lines_by_file.update(con.execute("SELECT origin, count(*) FROM checked GROUP BY origin").fetchall())
-    if problems:
-        con.execute("DELETE FROM checked WHERE bad_line IS NOT NULL")
-    con.execute(f"DROP TABLE IF EXISTS {staged}; ALTER TABLE checked RENAME TO {staged}")
-    return s3_logparse.ParsedLogs(StagedTable(staged), rejected,
-                                  {files[Path(k)]: v for k, v in lines_by_file.items()})
-
-
-def cube_regexp_per_key(_value: str) -> AfterOpen:
-    """warehouse/metrics.py `downloads_sql`: count per (hour, key) first, then run the version regexp once per
-    key and hour instead of twice per log line. The 206 group key drops `k := key`: the key is already a
-    grouping column, so the distinct (ip, ua, key) groups of an hour and artifact version are unchanged."""
-    from warehouse import metrics
-
-    def downloads_sql(cfg) -> str:
-        pattern = metrics.sql_literal(cfg.sources.s3_access_logs.version_pattern)
-        groups = metrics.version_groups(cfg)
-        dims = [g for g in ("artifact", "version") if g in groups]
-        dims_json = "json_object(" + ", ".join(f"'{d}', m.{d}" for d in dims) + ")::VARCHAR"
-        operations = ", ".join(metrics.sql_literal(op) for op in metrics.DOWNLOAD_OPERATIONS)
-        return f"""
-            SELECT h AS ts, {dims_json} AS dims, sum(n) AS value
-            FROM (SELECT h, regexp_extract(key, {pattern}, {groups!r}) AS m, n
-                  FROM (SELECT date_trunc('hour', ts) AS h, key,
-                               count(*) FILTER (WHERE http_status = 200)
-                             + count(DISTINCT CASE WHEN http_status = 206
-                                                   THEN struct_pack(ip := remote_ip, ua := user_agent) END) AS n
-                        FROM lake.raw_s3_access_logs
-                        WHERE {metrics.AFFECTED} AND operation IN ({operations}) AND http_status IN (200, 206)
-                        GROUP BY ALL)
-                  WHERE regexp_matches(key, {pattern}))
-            GROUP BY ALL"""
-    metrics.downloads_sql = downloads_sql
     return None
 
 
@@ -259,11 +131,9 @@ VARIANTS: dict[str, Callable[[str], AfterOpen]] = {
     "threads": threads,
     "batch_mb": batch_mb,
     "download_workers": download_workers,
-    "no_partition": no_partition,
+    "partitioned": partitioned,
+    "no_prefetch": no_prefetch,
     "malloc_trim": malloc_trim,
     "mmap_threshold": mmap_threshold,
-    "dedupe_only_if_needed": dedupe_only_if_needed,
-    "stage_in_place": stage_in_place,
-    "cube_regexp_per_key": cube_regexp_per_key,
     "trace_sql": trace_sql,
 }

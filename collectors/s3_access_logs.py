@@ -8,6 +8,7 @@ in chunks of at most `batch_megabytes`; each chunk commits with its ledger rows 
 from __future__ import annotations
 
 import re
+import shutil
 import tempfile
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -132,16 +133,8 @@ class S3AccessLogs:
             chunks.append(chunk)
         parser = LogParser(ctx.staging)
         done = 0
-        for chunk in chunks:
-            with tempfile.TemporaryDirectory(prefix="caskalytics-s3-") as folder:
-                with ThreadPoolExecutor(max_workers=8) as pool:
-                    pieces = list(pool.map(lambda item: _download(client, settings.bucket, item[1]["Key"],
-                                                                  Path(folder), item[0]), enumerate(chunk)))
-                files = {path: obj["Key"] for obj, paths in zip(chunk, pieces) for path in paths}
-                parsed = parser.parse(files)
-            lines = {}
-            for key, count in parsed.lines_by_file.items():
-                lines[key] = lines.get(key, 0) + count
+        for chunk, parsed in self._parse_chunks(client, settings.bucket, chunks, parser):
+            lines = parsed.lines_by_file
             ledger = [{"bucket": settings.bucket, "key": o["Key"], "etag": o.get("ETag", "").strip('"'),
                        "size": o["Size"], "lines": lines.get(o["Key"], 0)} for o in chunk]
             done += len(chunk)
@@ -152,3 +145,39 @@ class S3AccessLogs:
             yield Batch(records={"raw_s3_access_logs": parsed.staged, "s3_objects_read": ledger},
                         cursor=cursor, rejected=parsed.rejected, progress=(done, len(todo)),
                         label=f"{chunk[0]['Key']} .. {chunk[-1]['Key']}")
+
+    @staticmethod
+    def _parse_chunks(client, bucket: str, chunks: list[list[dict]], parser: LogParser):
+        """Download and parse each chunk in turn; the next chunk downloads (in a background thread) while the
+        current one is parsed and committed. At most two chunks are on local disk at a time."""
+        def fetch(chunk: list[dict]) -> tuple[str, dict[Path, str]]:
+            folder = tempfile.mkdtemp(prefix="caskalytics-s3-")
+            try:
+                with ThreadPoolExecutor(max_workers=8) as pool:
+                    pieces = list(pool.map(lambda item: _download(client, bucket, item[1]["Key"], Path(folder),
+                                                                  item[0]), enumerate(chunk)))
+            except BaseException:
+                shutil.rmtree(folder, ignore_errors=True)
+                raise
+            return folder, {path: obj["Key"] for obj, paths in zip(chunk, pieces) for path in paths}
+
+        if not chunks:
+            return
+        with ThreadPoolExecutor(max_workers=1) as prefetch:
+            upcoming = prefetch.submit(fetch, chunks[0])
+            try:
+                for index, chunk in enumerate(chunks):
+                    folder, files = upcoming.result()
+                    upcoming = prefetch.submit(fetch, chunks[index + 1]) if index + 1 < len(chunks) else None
+                    try:
+                        parsed = parser.parse(files)
+                    finally:
+                        shutil.rmtree(folder, ignore_errors=True)
+                    yield chunk, parsed
+            finally:
+                if upcoming is not None:          # stopped early (an error, or the consumer stopped): clean up
+                    upcoming.cancel()
+                    try:
+                        shutil.rmtree(upcoming.result()[0], ignore_errors=True)
+                    except BaseException:
+                        pass

@@ -47,7 +47,7 @@ FIELDS = [(name, _number(col, kind) if kind else _text(col)) for name, col, kind
 class ParsedLogs:
     staged: StagedTable          # typed records, in a temp table of the connection the parser was given
     rejected: list[Rejected]
-    lines_by_file: dict[str, int]
+    lines_by_file: dict[str, int]    # log object key -> lines read (good and bad)
 
 
 def tokenize(line: str) -> list[str | None]:
@@ -90,7 +90,7 @@ class LogParser:
         fields = ", ".join(f"{sql} AS {name}" for name, sql in FIELDS)
         # One pass: columns become typed fields; the line text is rebuilt only for rows that fail a check.
         # The object key joins in here, so that `checked` itself becomes the staged table (no second copy).
-        transform = f"""SELECT ts, {', '.join(name for name, _ in FIELDS)}, object_key AS log_object, origin, n_fields,
+        transform = f"""SELECT ts, {', '.join(name for name, _ in FIELDS)}, object_key AS log_object, n_fields,
                 CASE WHEN n_fields < {MIN_FIELDS} OR ts IS NULL OR request_id IS NULL
                      THEN concat_ws(' ', {', '.join(COLUMNS)}) END AS bad_line
             FROM (SELECT try_strptime(c02 || ' ' || c03, '[%d/%b/%Y:%H:%M:%S %z]') AS ts, {fields},
@@ -131,18 +131,19 @@ class LogParser:
             con.unregister("salvaged")
         con.unregister("log_objects")
 
-        problems = con.execute(f"""SELECT origin, bad_line, CASE
+        problems = con.execute(f"""SELECT log_object, bad_line, CASE
                 WHEN n_fields < {MIN_FIELDS} THEN 'only ' || n_fields || ' fields; S3 access log records have at least {MIN_FIELDS}'
                 WHEN ts IS NULL THEN 'unreadable request time'
                 ELSE 'no request ID, so the record cannot be deduplicated' END
             FROM checked WHERE bad_line IS NOT NULL""").fetchall()
-        rejected.extend(Rejected(reason, line, files[Path(origin)]) for origin, line, reason in problems)
-        lines_by_file = {str(p): 0 for p in files}
-        lines_by_file.update(con.execute("SELECT origin, count(*) FROM checked GROUP BY origin").fetchall())
+        rejected.extend(Rejected(reason, line, key) for key, line, reason in problems)
+        # Lines per log object (an object downloaded in several pieces counts all of them).
+        lines_by_file = {key: 0 for key in files.values()}
+        lines_by_file.update(con.execute("SELECT log_object, count(*) FROM checked GROUP BY log_object").fetchall())
         # The good rows stay where they are: `checked` is renamed to the staged table. Its extra columns
-        # (origin, n_fields, bad_line) are not stored: the insert names the columns it takes.
+        # (n_fields, bad_line) are not stored: the insert names the columns it takes.
         if problems:
             con.execute("DELETE FROM checked WHERE bad_line IS NOT NULL")
         con.execute(f"DROP TABLE IF EXISTS {staged}; ALTER TABLE checked RENAME TO {staged}")
-        return ParsedLogs(StagedTable(staged), rejected, {files[Path(k)]: v for k, v in lines_by_file.items()})
+        return ParsedLogs(StagedTable(staged), rejected, lines_by_file)
 

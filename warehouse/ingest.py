@@ -59,10 +59,13 @@ def _insert_new(con: duckdb.DuckDBPyConnection, table_name: str, rows: pa.Table 
     try:
         key = ", ".join(table.key)
         match = " AND ".join(f"stored.{k} IS NOT DISTINCT FROM fresh.{k}" for k in table.key)
-        window = ""
+        window, params = "", []
         if table.same_key_same_ts:
-            # The same record always carries the same time, so only the batch's time range can hold it.
-            window = " AND stored.ts BETWEEN (SELECT min(ts) FROM incoming) AND (SELECT max(ts) FROM incoming)"
+            # The same record always carries the same time, so only the batch's time range can hold it. The
+            # bounds go in as constants, so that DuckLake skips every data file whose ts range is outside.
+            low, high = con.execute("SELECT min(ts), max(ts) FROM incoming").fetchone()
+            if low is not None:
+                window, params = " AND stored.ts BETWEEN ? AND ?", [low, high]
         select_columns = ", ".join(f"CAST({c} AS {_column_type(table, c)}) AS {c}" for c in columns)
         # DISTINCT ON hashes whole rows; batches rarely repeat a key, which a count over the key alone shows.
         repeated = con.execute(f"SELECT count(*) - count(DISTINCT ({key})) FROM incoming").fetchone()[0]
@@ -72,7 +75,7 @@ def _insert_new(con: duckdb.DuckDBPyConnection, table_name: str, rows: pa.Table 
             SELECT {", ".join(columns)}, {batch}
             FROM (SELECT {distinct}{select_columns} FROM incoming) AS fresh
             WHERE NOT EXISTS (SELECT 1 FROM lake.{table.name} AS stored WHERE {match}{window})
-        """).fetchone()[0]
+        """, params).fetchone()[0]
     finally:
         if isinstance(rows, StagedTable):
             con.execute("DROP VIEW incoming")
