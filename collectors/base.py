@@ -7,6 +7,7 @@ the live cursor alone (natural keys make any overlap harmless).
 """
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date
@@ -23,6 +24,14 @@ class Rejected:
     reason: str
     record: str
     origin: str = ""      # where it came from: a log object key, a delivery id, a URL
+
+
+def quarantine_text(item: Any) -> str:
+    """A payload item as the `record` text of a quarantine row (JSON when it can be, at most 100,000 characters)."""
+    try:
+        return json.dumps(item, ensure_ascii=False, default=str)[:100_000]
+    except (TypeError, ValueError):
+        return repr(item)[:100_000]
 
 
 @dataclass(frozen=True)

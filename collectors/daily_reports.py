@@ -13,7 +13,6 @@ tests without touching the collector's code.
 from __future__ import annotations
 
 import email.utils
-import json
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 
@@ -96,9 +95,3 @@ def count(obj: Any, *path: str) -> int:
     return value
 
 
-def dump(item: Any) -> str:
-    """An item as quarantine text."""
-    try:
-        return json.dumps(item, ensure_ascii=False, default=str)[:100_000]
-    except (TypeError, ValueError):
-        return repr(item)[:100_000]

@@ -37,7 +37,7 @@ from zoneinfo import ZoneInfo
 import requests
 
 from collectors import http
-from collectors.base import Batch, Context, Rejected, SourceError
+from collectors.base import Batch, Context, Rejected, SourceError, quarantine_text
 from config import GithubConfig
 
 log = logging.getLogger("caskalytics.collectors.github")
@@ -104,13 +104,6 @@ def parse_time(value: Any, name: str) -> datetime:
     if not EARLIEST <= moment <= datetime.now(UTC) + FUTURE_SLACK:
         raise Malformed(f"{name} is not a plausible time: {value!r:.80}")
     return moment
-
-
-def _dump(item: Any) -> str:
-    try:
-        return json.dumps(item, ensure_ascii=False, default=str)[:100_000]
-    except (TypeError, ValueError):
-        return repr(item)[:100_000]
 
 
 # -- webhook deliveries: inbox rows -> raw_github_events ----------------------------------------------------
@@ -324,7 +317,7 @@ class RepoReader:
         return response, http.decode_json(response, what)
 
     def _reject(self, what: str, exc: Exception, item: Any, origin: str) -> None:
-        self.read.rejected.append(Rejected(f"{what}: {exc}", _dump(item), origin))
+        self.read.rejected.append(Rejected(f"{what}: {exc}", quarantine_text(item), origin))
 
     def _snapshot(self) -> int | None:
         """Store the counters; the current star count, to place the stargazer re-read."""

@@ -27,8 +27,8 @@ from urllib.parse import quote, urljoin, urlsplit
 import requests
 
 from collectors import http
-from collectors.base import Batch, Context, Rejected, SourceError
-from collectors.daily_reports import Malformed, chunks, count, days_to_ask, dump, field, parse_day, server_now, stamp
+from collectors.base import Batch, Context, Rejected, SourceError, quarantine_text
+from collectors.daily_reports import Malformed, chunks, count, days_to_ask, field, parse_day, server_now, stamp
 from config import LinkedinConfig
 
 log = logging.getLogger("caskalytics.collectors.linkedin")
@@ -92,7 +92,7 @@ class LinkedInApi:
             followers = count(body, "firstDegreeSize")
         except Malformed as exc:
             # Without the count there is nothing to anchor on; a changed answer is for the operator to see.
-            raise SourceError(f"LinkedIn networkSizes answered {dump(body)[:200]}: {exc}") from None
+            raise SourceError(f"LinkedIn networkSizes answered {quarantine_text(body)[:200]}: {exc}") from None
         return {"ts": server_now(response), "organization": self.urn, "followers": followers}
 
     def daily_gains(self, first: date, last: date, fetched_at: datetime) -> tuple[list[dict], list[Rejected]]:
@@ -121,7 +121,7 @@ class LinkedInApi:
                         raise Malformed(f"timeRange {row['ts'].date()} is outside the asked {first}..{last}")
                     rows.append(row)
                 except Malformed as exc:
-                    rejected.append(Rejected(f"follower statistics element: {exc}", dump(element), url))
+                    rejected.append(Rejected(f"follower statistics element: {exc}", quarantine_text(element), url))
             url = urljoin(self.base + "/", next_href) if next_href else None
             if url and urlsplit(url)[:2] != urlsplit(self.base)[:2]:
                 rejected.append(Rejected("follower statistics page: the next-page link leaves the API host", url, url))

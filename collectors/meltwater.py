@@ -26,8 +26,8 @@ from zoneinfo import ZoneInfo
 import requests
 
 from collectors import http
-from collectors.base import Batch, Context, Rejected, SourceError
-from collectors.daily_reports import Malformed, chunks, count, days_to_ask, dump, field, parse_day, server_now, stamp
+from collectors.base import Batch, Context, Rejected, SourceError, quarantine_text
+from collectors.daily_reports import Malformed, chunks, count, days_to_ask, field, parse_day, server_now, stamp
 from config import MeltwaterConfig
 
 log = logging.getLogger("caskalytics.collectors.meltwater")
@@ -62,7 +62,7 @@ class MeltwaterApi:
             searches = field(body, "searches")
             ids = {str(field(s, "id")) for s in searches}
         except (Malformed, TypeError) as exc:
-            raise SourceError(f"{what} answered {dump(body)[:200]}: {exc}") from None
+            raise SourceError(f"{what} answered {quarantine_text(body)[:200]}: {exc}") from None
         return ids, server_now(response)
 
     def mentions(self, brand: str, search_id: str, first: date, last: date,
@@ -90,7 +90,7 @@ class MeltwaterApi:
             try:
                 day, mentions = _day(entry), count(entry, "document_count")
             except Malformed as exc:
-                rejected.append(Rejected(f"analytics time_series day: {exc}", dump(entry), url))
+                rejected.append(Rejected(f"analytics time_series day: {exc}", quarantine_text(entry), url))
                 continue
             if first <= day <= last:        # an answer may also hold the day `end` falls on: not asked
                 rows.append({"ts": stamp(day), "metric": METRIC, "dims": dims, "value": mentions,

@@ -37,7 +37,7 @@ from simple_salesforce import Salesforce as SalesforceClient
 from simple_salesforce.exceptions import SalesforceError, SalesforceExpiredSession
 
 from collectors import http
-from collectors.base import Batch, Context, Rejected, SourceError
+from collectors.base import Batch, Context, Rejected, SourceError, quarantine_text
 from config import SalesforceConfig
 from retry import Retryable, parse_retry_after, retry
 
@@ -186,13 +186,6 @@ def opportunity_row(record: Any) -> dict[str, Any]:
 
 def soql_time(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _dump(item: Any) -> str:
-    try:
-        return json.dumps(item, ensure_ascii=False, default=str)[:100_000]
-    except (TypeError, ValueError):
-        return repr(item)[:100_000]
 
 
 # -- the org: login, queries, retries ---------------------------------------------------------------------
@@ -346,7 +339,7 @@ class Org:
         except ValueError:                 # a 2xx whose body is not JSON (a proxy's page, a cut-off answer)
             raise Retryable(f"{what}: the answer is not JSON") from None
         if not isinstance(body, dict) or not isinstance(body.get("records"), list):
-            raise Retryable(f"{what}: the answer has no records list: {_dump(body)[:200]}")
+            raise Retryable(f"{what}: the answer has no records list: {quarantine_text(body)[:200]}")
         return body
 
     def _refused(self, exc: SalesforceError, what: str):
@@ -450,7 +443,7 @@ class Salesforce:
                     row = lead_row(record, settings)
                     lead_changes = status_change_rows(record, row) if settings.status_history else []
                 except Malformed as exc:
-                    rejected.append(Rejected(f"lead: {exc}", _dump(record), origin))
+                    rejected.append(Rejected(f"lead: {exc}", quarantine_text(record), origin))
                     continue
                 leads.append(row)
                 changes += lead_changes
@@ -461,7 +454,7 @@ class Salesforce:
                 try:
                     opportunities.append(opportunity_row(record))
                 except Malformed as exc:
-                    rejected.append(Rejected(f"opportunity: {exc}", _dump(record), origin))
+                    rejected.append(Rejected(f"opportunity: {exc}", quarantine_text(record), origin))
         return Batch(records={"raw_salesforce_leads": leads, "raw_salesforce_lead_status_changes": changes,
                               "raw_salesforce_opportunities": opportunities}, rejected=rejected)
 

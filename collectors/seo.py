@@ -24,8 +24,8 @@ from collections.abc import Iterator
 from datetime import date, datetime, timedelta, timezone
 from urllib.parse import urlsplit
 
-from collectors.base import Batch, Context, Rejected
-from collectors.daily_reports import Malformed, dump, stamp
+from collectors.base import Batch, Context, Rejected, quarantine_text
+from collectors.daily_reports import Malformed, stamp
 from collectors.seo_providers import Chunk, provider_for
 
 UTC = timezone.utc
@@ -90,7 +90,7 @@ def _batch(chunk: Chunk, provider: str) -> Batch:
         try:
             rows.append(rank_row(item, provider, origin, latest_allowed))
         except Malformed as exc:
-            rejected.append(Rejected(f"ranking: {exc}", dump(item), origin))
+            rejected.append(Rejected(f"ranking: {exc}", quarantine_text(item), origin))
     records = {"raw_seo": rows}
     if chunk.files:
         records["seo_files_read"] = chunk.files

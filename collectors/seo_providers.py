@@ -36,8 +36,8 @@ from urllib.parse import quote
 import requests
 
 from collectors import http
-from collectors.base import Context, Rejected, SourceError
-from collectors.daily_reports import chunks, days_to_ask, dump, parse_day, server_now
+from collectors.base import Context, Rejected, SourceError, quarantine_text
+from collectors.daily_reports import chunks, days_to_ask, parse_day, server_now
 from config import SeoConfig
 
 PAGE_SIZE = 1000
@@ -97,7 +97,7 @@ class ApiProvider:
                 raise UnusablePage(items, rejected + [Rejected(f"rankings page: {exc}", "", origin)]) from None
             page = body.get("rankings") if isinstance(body, dict) else None
             if not isinstance(page, list):
-                reject = Rejected("rankings page: rankings is not a list", dump(body), origin)
+                reject = Rejected("rankings page: rankings is not a list", quarantine_text(body), origin)
                 raise UnusablePage(items, rejected + [reject])
             items += [(item, origin) for item in page]
             token = body.get("next_page_token")

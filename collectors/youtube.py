@@ -27,7 +27,6 @@ re-anchors the whole history.
 """
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -35,7 +34,7 @@ from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from collectors.base import Batch, Context, Rejected, SourceError
+from collectors.base import Batch, Context, Rejected, SourceError, quarantine_text
 from collectors.youtube_api import REPORT_METRICS, YouTubeApi
 from config import YoutubeConfig
 
@@ -61,10 +60,6 @@ def _count(value: Any, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_COUNT:
         raise Malformed(f"{name} is not a count: {value!r:.80}")
     return value
-
-
-def _dump(item: Any) -> str:
-    return json.dumps(item, default=str)[:100_000]
 
 
 def _days(first: date, last: date) -> Iterator[date]:
@@ -120,7 +115,7 @@ def parse_report(body: Any, first: date, last: date, origin: str) -> DailyReport
         try:
             day, values = _row(row, names, first, last)
         except Malformed as exc:
-            report.rejected.append(Rejected(f"YouTube Analytics row: {exc}", _dump(row), origin))
+            report.rejected.append(Rejected(f"YouTube Analytics row: {exc}", quarantine_text(row), origin))
             day = _day_of(row, names)
             if day and first <= day <= last:
                 report.unreadable.add(day)      # reported, but not readable: neither a value nor a zero
@@ -184,11 +179,11 @@ class YouTube:
         try:
             row = snapshot_row(item, api.server_time.replace(microsecond=0))
         except Malformed as exc:
-            return [], [Rejected(f"YouTube channel: {exc}", _dump(item), origin)]
+            return [], [Rejected(f"YouTube channel: {exc}", quarantine_text(item), origin)]
         if row["subscribers"] is None:
             # Not an error we can fix, but the subscriber history has no anchor without it: make it visible.
             return [row], [Rejected("YouTube channel hides its subscriber count (hiddenSubscriberCount): "
-                                    "youtube.subscribers is not updated", _dump(item), origin)]
+                                    "youtube.subscribers is not updated", quarantine_text(item), origin)]
         return [row], []
 
     def _read_days(self, api: YouTubeApi, settings: YoutubeConfig, start: date, end: date,
@@ -209,7 +204,7 @@ class YouTube:
                 report = parse_report(body, first, last, origin)
             except Malformed as exc:
                 # Nothing of this range is known; later chunks must not count its days as zero: stop here.
-                rejected.append(Rejected(f"YouTube Analytics answer: {exc}", _dump(body), origin))
+                rejected.append(Rejected(f"YouTube Analytics answer: {exc}", quarantine_text(body), origin))
                 yield Batch(records=records, rejected=rejected, cursor=_cursor(final_through), label=origin)
                 return
             rows = [r for day, values in sorted(report.values.items()) for r in observations(day, values, fetched_at)]
