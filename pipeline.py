@@ -35,6 +35,17 @@ class RunSummary:
     duplicates: int = 0
     quarantined: int = 0
 
+    def add(self, result: ingest.BatchResult) -> None:
+        self.batches += 1
+        self.records += result.records
+        self.inserted += result.inserted
+        self.duplicates += result.duplicates
+        self.quarantined += result.quarantined
+
+    def merge(self, other: RunSummary) -> None:
+        for name in ("batches", "records", "inserted", "duplicates", "quarantined"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
     def line(self) -> str:
         return (f"{self.source} {self.kind}: {self.batches} batches, {self.records} records, {self.inserted} new, "
                 f"{self.duplicates} already stored, {self.quarantined} quarantined")
@@ -82,11 +93,7 @@ def run_source(writer: Writer, source: str, *, start: date | None = None, end: d
         with _progress(None, f"{source} {kind}", show_progress) as bar:
             for batch in batches:
                 result = ingest.commit(writer.con, source, batch)
-                summary.batches += 1
-                summary.records += result.records
-                summary.inserted += result.inserted
-                summary.duplicates += result.duplicates
-                summary.quarantined += result.quarantined
+                summary.add(result)
                 writer.state.add_to_run(run_id, result.records, result.inserted, result.duplicates,
                                         result.quarantined)
                 if batch.progress:
@@ -117,11 +124,7 @@ def drain_inbox(writer: Writer) -> RunSummary:
             log.error("inbox drain of %s failed: %s", kind, one_line(exc))
             failure = failure or exc
             continue
-        summary.batches += drained.batches
-        summary.records += drained.records
-        summary.inserted += drained.inserted
-        summary.duplicates += drained.duplicates
-        summary.quarantined += drained.quarantined
+        summary.merge(drained)
     if failure is not None:
         raise failure
     return summary
@@ -145,11 +148,7 @@ def _drain_kind(writer: Writer, kind: str) -> RunSummary:
         while rows:
             batch = deliveries_batch(rows)
             result = ingest.commit(writer.con, kind, batch, cursor_source=cursor_source)
-            summary.batches += 1
-            summary.records += result.records
-            summary.inserted += result.inserted
-            summary.duplicates += result.duplicates
-            summary.quarantined += result.quarantined
+            summary.add(result)
             writer.state.add_to_run(run_id, result.records, result.inserted, result.duplicates, result.quarantined)
             if len(rows) < INBOX_BATCH:
                 break       # caught up: what arrives meanwhile waits for the next drain, in one larger batch
