@@ -49,9 +49,9 @@ def download_workers(value: str) -> AfterOpen:
     return None
 
 
-def partitioned(_value: str) -> AfterOpen:
-    """The raw table Hive-partitioned by `(year(ts), month(ts))`, as it was before 2026-11-28."""
-    return lambda writer: writer.con.execute("ALTER TABLE lake.raw_s3_access_logs SET PARTITIONED BY (year(ts), month(ts))")
+def unpartitioned(_value: str) -> AfterOpen:
+    """The raw table without its Hive partitioning by `(year(ts), month(ts))` (files pruned by ts statistics only)."""
+    return lambda writer: writer.con.execute("ALTER TABLE lake.raw_s3_access_logs RESET PARTITIONED BY")
 
 
 def no_prefetch(_value: str) -> AfterOpen:
@@ -131,7 +131,7 @@ VARIANTS: dict[str, Callable[[str], AfterOpen]] = {
     "threads": threads,
     "batch_mb": batch_mb,
     "download_workers": download_workers,
-    "partitioned": partitioned,
+    "unpartitioned": unpartitioned,
     "no_prefetch": no_prefetch,
     "malloc_trim": malloc_trim,
     "mmap_threshold": mmap_threshold,

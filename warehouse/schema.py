@@ -46,11 +46,6 @@ INGEST_TABLES: dict[str, RawTable] = {t.name: t for t in [
         # One multi-object request (BATCH.DELETE, COPY) logs several records under one request ID.
         key=("bucket", "request_id", "operation", "key"),
         same_key_same_ts=True,
-        # Not Hive-partitioned: DuckDB's partitioned writer buffers and writes on one thread, which made
-        # storing a log line cost twice its parsing (bench/RESULTS.md). Each commit writes the log objects of
-        # one time-ordered chunk, so every data file covers a short ts range, and readers (DuckLake here,
-        # Spark/Trino/Athena on the Parquet footers) prune files by their ts min/max statistics instead.
-        time_partitioned=False,
     ),
     RawTable(
         "raw_github_events",
