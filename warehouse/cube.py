@@ -5,7 +5,7 @@ from raw (so dedupe rules such as "206s in one hour count once" stay exact), the
 contains such an hour is recomputed from the hourly points (distinct metrics, which cannot be summed, from
 raw rows: `metrics.distinct_sql`). All in one transaction with the watermark.
 
-Facts are zone hours (`metrics.fact_hour_macro`): whole UTC hours, or hours starting at :30 or :45 UTC in
+Facts are zone hours (`metrics.fact_hour_macros`): whole UTC hours, or hours starting at :30 or :45 UTC in
 zones offset by half or three quarters of an hour. `bucket_start` is the one time-bucketing rule: the local wall-clock start of the grain in the reporting
 time zone (`date_trunc` on the local timestamp: ISO weeks start on Monday; DST-correct because the UTC hour
 is converted before truncation).
@@ -20,7 +20,7 @@ import duckdb
 from config import Config
 from warehouse.lake import write_transaction
 from warehouse.metrics import (CATALOG, COUNTER, DISTINCT, RECOMPUTE_ALL, RECOMPUTE_FROM_EARLIEST, distinct_rows_sql,
-                               distinct_sql, fact_hour_macro, hourly_sql, metrics_of, sql_literal)
+                               distinct_sql, fact_hour_macros, hourly_sql, metrics_of, sql_literal)
 from warehouse.schema import INGEST_TABLES
 
 log = logging.getLogger("caskalytics.cube")
@@ -61,7 +61,7 @@ def _definition(cfg: Config, source: str) -> str:
 def update(con: duckdb.DuckDBPyConnection, cfg: Config) -> dict[str, int]:
     """Bring the cube up to date with every committed batch; returns hours recomputed per source."""
     done = {}
-    con.execute(fact_hour_macro(cfg.warehouse.timezone))     # the hourly facts' hours (metrics.fact_hour_macro)
+    con.execute(fact_hour_macros(cfg.warehouse.timezone))     # the hourly facts' hours (metrics.fact_hour_macros)
     for source, tables in SOURCE_TABLES.items():
         latest = con.execute("SELECT coalesce(max(batch), 0) FROM lake.batches WHERE source = ?", [source]).fetchone()[0]
         if latest == 0 or getattr(cfg.sources, source, None) is None:
@@ -80,12 +80,12 @@ def update(con: duckdb.DuckDBPyConnection, cfg: Config) -> dict[str, int]:
 def _recompute(con, cfg: Config, source: str, tables: list[str], watermark: int, latest: int, definition: str) -> int:
     tz = cfg.warehouse.timezone
     new_hours = " UNION ".join(
-        f"SELECT DISTINCT fact_hour({column}) AS h FROM lake.{t} "
+        f"SELECT DISTINCT unnest(touched_fact_hours({column})) AS h FROM lake.{t} "
         f"WHERE _batch > {watermark} AND _batch <= {latest} AND {column} IS NOT NULL"
         for t in tables for column in ("ts", *INGEST_TABLES[t].also_affects))
     con.execute(f"CREATE OR REPLACE TEMP TABLE affected_hours AS {new_hours}")
     if source in RECOMPUTE_FROM_EARLIEST or source in RECOMPUTE_ALL or watermark == 0:
-        every_hour = " UNION ".join(f"SELECT DISTINCT fact_hour({column}) AS h FROM lake.{t}"
+        every_hour = " UNION ".join(f"SELECT DISTINCT unnest(touched_fact_hours({column})) AS h FROM lake.{t}"
                                     for t in tables for column in ("ts", *INGEST_TABLES[t].also_affects))
         since = "" if source in RECOMPUTE_ALL else " WHERE h >= (SELECT min(h) FROM affected_hours)"
         con.execute(f"""CREATE OR REPLACE TEMP TABLE affected_hours AS

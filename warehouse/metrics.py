@@ -79,18 +79,23 @@ def version_groups(cfg: Config) -> list[str]:
     return [by_index.get(i, f"_group{i}") for i in range(1, compiled.groups + 1)]
 
 
-def fact_hour_macro(tz: str) -> str:
-    """SQL defining `fact_hour(ts)`: the start of the reporting zone's hour that holds `ts`, as a UTC instant.
-    The hourly facts use it so that every local hour, and so every local day, is a union of whole facts:
-    in a zone offset by :30 or :45 (India, Newfoundland, Nepal) a zone hour starts at :30 or :45 UTC. The
-    minutes come from the zone's offset on 1 January (a zone whose DST moves it by 30 minutes, such as Lord
-    Howe Island, is off by those minutes half the year)."""
+def fact_hour_macros(tz: str) -> str:
+    """SQL defining two macros. `fact_hour(ts)`: the start of the reporting zone's hour that holds `ts`, as a
+    UTC instant. The hourly facts use it so that every local hour, and so every local day, is a union of
+    whole facts: in a zone offset by :30 or :45 (India, Newfoundland, Nepal) a zone hour starts at :30 or
+    :45 UTC. `touched_fact_hours(ts)`: the facts that overlap the UTC hour of `ts` (one, or two in such a
+    zone), which a new record can change: the downloads rule groups 206 records by UTC hour. The minutes come
+    from the zone's offset on 1 January (a zone whose DST moves it by 30 minutes, such as Lord Howe Island,
+    is off by those minutes half the year)."""
     offset = ZoneInfo(tz).utcoffset(datetime(datetime.now().year, 1, 1))
     minutes = int(offset.total_seconds() // 60) % 60
     if minutes == 0:
-        return "CREATE OR REPLACE TEMP MACRO fact_hour(t) AS date_trunc('hour', t)"
+        return ("CREATE OR REPLACE TEMP MACRO fact_hour(t) AS date_trunc('hour', t); "
+                "CREATE OR REPLACE TEMP MACRO touched_fact_hours(t) AS [date_trunc('hour', t)]")
     return (f"CREATE OR REPLACE TEMP MACRO fact_hour(t) AS "
-            f"date_trunc('hour', t + INTERVAL {minutes} MINUTE) - INTERVAL {minutes} MINUTE")
+            f"date_trunc('hour', t + INTERVAL {minutes} MINUTE) - INTERVAL {minutes} MINUTE; "
+            f"CREATE OR REPLACE TEMP MACRO touched_fact_hours(t) AS "
+            f"[fact_hour(date_trunc('hour', t)), fact_hour(date_trunc('hour', t) + INTERVAL 59 MINUTE)]")
 
 
 AFFECTED = "fact_hour(ts) IN (SELECT h FROM affected_hours) AND ts >= (SELECT min(h) FROM affected_hours) " \
@@ -104,16 +109,24 @@ def downloads_sql(cfg: Config) -> str:
     dims_json = "json_object(" + ", ".join(f"'{d}', m.{d}" for d in dims) + ")::VARCHAR"
     operations = ", ".join(sql_literal(op) for op in DOWNLOAD_OPERATIONS)
     # Count per (hour, key) first, then match the version pattern once per key and hour, not per log line.
-    # A 206 group is (ip, user agent, key); the key is already a grouping column here.
+    # A 206 group is (UTC hour, ip, user agent, key), counted once in the fact hour of its first record; the
+    # UTC hours around the affected facts are read whole, so a group is never seen in part.
     return f"""
         SELECT h AS ts, {dims_json} AS dims, sum(n) AS value
         FROM (SELECT h, regexp_extract(key, {pattern}, {groups!r}) AS m, n
-              FROM (SELECT fact_hour(ts) AS h, key,
-                           count(*) FILTER (WHERE http_status = 200)
-                         + count(DISTINCT CASE WHEN http_status = 206
-                                               THEN struct_pack(ip := remote_ip, ua := user_agent) END) AS n
-                    FROM lake.raw_s3_access_logs
-                    WHERE {AFFECTED} AND operation IN ({operations}) AND http_status IN (200, 206)
+              FROM (SELECT h, key, sum(n) AS n FROM (
+                        SELECT fact_hour(ts) AS h, key, count(*) AS n
+                        FROM lake.raw_s3_access_logs
+                        WHERE {AFFECTED} AND operation IN ({operations}) AND http_status = 200
+                        GROUP BY ALL
+                        UNION ALL
+                        SELECT fact_hour(min(ts)) AS h, key, 1 AS n
+                        FROM lake.raw_s3_access_logs
+                        WHERE ts >= date_trunc('hour', (SELECT min(h) FROM affected_hours))
+                          AND ts < date_trunc('hour', (SELECT max(h) FROM affected_hours)) + INTERVAL 2 HOUR
+                          AND operation IN ({operations}) AND http_status = 206
+                        GROUP BY date_trunc('hour', ts), remote_ip, user_agent, key
+                        HAVING fact_hour(min(ts)) IN (SELECT h FROM affected_hours))
                     GROUP BY ALL)
               WHERE regexp_matches(key, {pattern}))
         GROUP BY ALL"""

@@ -318,3 +318,31 @@ def test_zones_with_half_hour_offsets_bucket_by_local_time(tmp_path, zone):
         assert [(start[11:16], value) for start, value in nonzero] == [("23:00", 1), ("00:00", 2)]
     finally:
         writer.close()
+
+
+def test_partial_downloads_group_by_utc_hour_in_a_half_hour_zone_even_when_records_arrive_late(tmp_path):
+    """The downloads rule groups 206 records by UTC hour (ARCHITECTURE.md). In India a UTC hour spans two
+    local hours: the group counts once, in the local hour of its first record, also when that record
+    arrives in a later batch than the rest of the group."""
+    cfg = make_config(tmp_path, "Asia/Kolkata")
+
+    def partial(n: int, hour: int, minute: int) -> dict:
+        return {"ts": datetime(2025, 3, 3, hour, minute, tzinfo=timezone.utc), "bucket": "b", "request_id": f"p{n}",
+                "operation": "REST.GET.OBJECT", "key": "cask/1.2.0/cask.tgz", "remote_ip": "198.51.100.7",
+                "user_agent": "aria2/1.36", "http_status": 206}
+    writer = pipeline.Writer(cfg)
+    try:
+        with Reader(cfg).cursor() as cur:
+            def local_hours() -> list[tuple[str, int]]:
+                hours = queries.metric_series(cur, cfg, SeriesRequest("downloads", "hour", D("2025-03-03"), D("2025-03-03")))
+                return [(p["start"][11:16], p["value"]) for p in hours["points"] if p["value"]]
+            # 10:40 UTC is 16:10 IST; 11:05 UTC (16:35 IST) is the next UTC hour: a second download.
+            commit(writer, "s3_access_logs", "raw_s3_access_logs", [partial(1, 10, 40), partial(2, 11, 5)], {"after": "p2"})
+            cube.update(writer.con, cfg)
+            assert local_hours() == [("16:00", 2)]
+            # A late record of the first group, 10:20 UTC = 15:50 IST: the group now starts an hour earlier.
+            commit(writer, "s3_access_logs", "raw_s3_access_logs", [partial(3, 10, 20)], {"after": "p3"})
+            cube.update(writer.con, cfg)
+            assert local_hours() == [("15:00", 1), ("16:00", 1)]
+    finally:
+        writer.close()
