@@ -12,11 +12,12 @@ tests without touching the collector's code.
 """
 from __future__ import annotations
 
-import email.utils
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 
 import requests
+
+from collectors.http import http_date
 
 UTC = timezone.utc
 NOON = time(12, tzinfo=UTC)
@@ -24,11 +25,7 @@ NOON = time(12, tzinfo=UTC)
 
 def server_now(response: requests.Response) -> datetime:
     """The server's clock from the `Date` header of `response`; ours when it sends none."""
-    try:
-        moment = email.utils.parsedate_to_datetime(response.headers.get("Date", ""))
-    except (TypeError, ValueError):
-        return datetime.now(UTC).replace(microsecond=0)
-    return moment.replace(tzinfo=moment.tzinfo or UTC).astimezone(UTC)
+    return http_date(response.headers.get("Date")) or datetime.now(UTC).replace(microsecond=0)
 
 
 def stamp(day: date) -> datetime:

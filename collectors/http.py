@@ -8,6 +8,7 @@ them.
 """
 from __future__ import annotations
 
+import email.utils
 import time
 from datetime import datetime, timezone
 from typing import Any
@@ -20,6 +21,15 @@ from retry import Retryable, parse_retry_after, retry
 DEFAULT_TIMEOUT = 30.0     # seconds for connect and for each read; a hung server must not hang the scheduler
 ATTEMPTS = 5
 MAX_SERVER_WAIT = 60.0     # a longer wait (an hourly quota reset) fails the run with the reason instead
+
+
+def http_date(value: str | None) -> datetime | None:
+    """An HTTP `Date` header as an aware UTC time; None when absent, unreadable or without a zone."""
+    try:
+        moment = email.utils.parsedate_to_datetime(value) if value else None
+    except (TypeError, ValueError):
+        return None
+    return moment.astimezone(timezone.utc) if moment and moment.tzinfo else None
 
 
 class Unavailable(Exception):

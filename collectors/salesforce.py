@@ -23,7 +23,6 @@ goes to quarantine with the reason; the rest of its page is stored.
 """
 from __future__ import annotations
 
-import email.utils
 import json
 import logging
 from collections.abc import Callable, Iterator
@@ -214,12 +213,8 @@ class Org:
 
     def _note_response(self, response: requests.Response, *args, **kwargs) -> None:
         self.last_response = response
-        try:
-            moment = email.utils.parsedate_to_datetime(response.headers.get("Date", ""))
-        except (TypeError, ValueError):
-            return
-        if moment.tzinfo is not None:
-            self.server_now = max(self.server_now or moment, moment).astimezone(UTC)
+        if (moment := http.http_date(response.headers.get("Date"))) is not None:
+            self.server_now = max(self.server_now or moment, moment)
 
     def close(self) -> None:
         self.session.close()

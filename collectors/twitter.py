@@ -16,7 +16,6 @@ proxy), the client's session routes that host there (`RouteToBaseUrl`). Retries 
 """
 from __future__ import annotations
 
-import email.utils
 import json
 import logging
 from collections.abc import Iterator
@@ -86,7 +85,7 @@ class Twitter:
         for start in range(0, len(settings.accounts), USERS_PER_REQUEST):
             names = settings.accounts[start:start + USERS_PER_REQUEST]
             response = self._lookup(client, names, settings)
-            server_time = http_date(response.headers.get("date")) or datetime.now(UTC)
+            server_time = http.http_date(response.headers.get("date")) or datetime.now(UTC)
             polled_at = polled_at or server_time.replace(microsecond=0)
             origin = f"GET /2/users/by usernames={','.join(names)}"
             try:
@@ -160,21 +159,12 @@ class Twitter:
             raise http.Unavailable(f"{exc} (gave up after {http.ATTEMPTS} attempts)") from exc
 
 
-def http_date(value: str | None) -> datetime | None:
-    """An HTTP Date header as an aware UTC time (None when absent or unreadable)."""
-    try:
-        moment = email.utils.parsedate_to_datetime(value) if value else None
-    except (TypeError, ValueError):
-        return None
-    return moment.astimezone(UTC) if moment and moment.tzinfo else None
-
-
 def _rate_limit_wait(response: requests.Response) -> float | None:
     """Seconds until X lifts the limit: Retry-After, else x-rate-limit-reset against the server's own clock."""
     wait = parse_retry_after(response.headers.get("retry-after"))
     reset = response.headers.get("x-rate-limit-reset", "")
     if wait is None and reset.isdigit():
-        now = http_date(response.headers.get("date")) or datetime.now(UTC)
+        now = http.http_date(response.headers.get("date")) or datetime.now(UTC)
         wait = max(0.0, int(reset) - now.timestamp())
     return wait
 

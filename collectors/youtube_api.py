@@ -15,7 +15,6 @@ The server's `Date` of each answer is kept (`server_time`): YouTube's own clock 
 """
 from __future__ import annotations
 
-import email.utils
 import json
 from datetime import date, datetime, timezone
 from typing import Any
@@ -28,7 +27,7 @@ from googleapiclient.discovery import build
 from googleapiclient.errors import HttpError
 
 from collectors.base import SourceError
-from collectors.http import ATTEMPTS, MAX_SERVER_WAIT, Unavailable
+from collectors.http import ATTEMPTS, MAX_SERVER_WAIT, Unavailable, http_date
 from config import YoutubeConfig
 from retry import Retryable, parse_retry_after, retry
 
@@ -47,14 +46,6 @@ class _DatedHttp(google_auth_httplib2.AuthorizedHttp):
         response, content = super().request(uri, method, body=body, headers=headers, **kwargs)
         self.server_time = http_date(response.get("date")) or self.server_time
         return response, content
-
-
-def http_date(value: str | None) -> datetime | None:
-    try:
-        moment = email.utils.parsedate_to_datetime(value) if value else None
-    except (TypeError, ValueError):
-        return None
-    return moment.astimezone(UTC) if moment and moment.tzinfo else None
 
 
 class YouTubeApi:
