@@ -1,7 +1,7 @@
 """Hourly SQL of the awareness metrics that are computed rather than read: `linkedin.followers`, anchored on
 the latest exact count, and `seo.share_of_voice`, estimated clicks shared among the configured brands.
 
-Both select `(ts, dims, value)` per UTC hour for the hours in `affected_hours`, like every query in
+Both select `(ts, dims, value)` per fact hour (`fact_hour`) for the hours in `affected_hours`, like every query in
 `warehouse.metrics` (which dispatches here).
 """
 from __future__ import annotations

@@ -1,14 +1,14 @@
 """Incremental cube maintenance: hourly `metric_points` and `rollups` at six grains, from new batches only.
 
-For each source with batches newer than its watermark, the UTC hours those batches touched are recomputed
+For each source with batches newer than its watermark, the hourly facts those batches touched are recomputed
 from raw (so dedupe rules such as "206s in one hour count once" stay exact), then every rollup bucket that
 contains such an hour is recomputed from the hourly points (distinct metrics, which cannot be summed, from
 raw rows: `metrics.distinct_sql`). All in one transaction with the watermark.
 
 Facts are zone hours (`metrics.fact_hour_macros`): whole UTC hours, or hours starting at :30 or :45 UTC in
-zones offset by half or three quarters of an hour. `bucket_start` is the one time-bucketing rule: the local wall-clock start of the grain in the reporting
-time zone (`date_trunc` on the local timestamp: ISO weeks start on Monday; DST-correct because the UTC hour
-is converted before truncation).
+zones offset by half or three quarters of an hour. `bucket_start` is the one time-bucketing rule: the local
+wall-clock start of the grain in the reporting time zone (`date_trunc` on the local timestamp: ISO weeks
+start on Monday; DST-correct because the fact's instant is converted before truncation).
 """
 from __future__ import annotations
 

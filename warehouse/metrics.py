@@ -1,7 +1,7 @@
 """The metric catalog: each contract metric, its measure kind, its dimensions, and the SQL that turns a
 source's raw tables into hourly points.
 
-Hourly SQL selects `(ts, dims, value)` where `ts` is the UTC hour, for hours in the temp table
+Hourly SQL selects `(ts, dims, value)` where `ts` is the fact hour (`fact_hour`), for hours in the temp table
 `affected_hours(h)`. Counters give the hour's sum; gauges give the hour's last observation.
 """
 from __future__ import annotations
@@ -246,7 +246,7 @@ def salesforce_sql(cfg: Config, metric: Metric) -> str:
 def beacon_sql(cfg: Config, metric: Metric) -> str:
     """Hourly web.* points from raw_beacon. A visitor is (site, visitor_id). A hit starts a session when the
     visitor's previous hit is `session_minutes` or more earlier, or there is none; the session counts in the
-    hour of that hit. Distinct metrics come from `distinct_sql` (identity buckets: the UTC hour).""" 
+    hour of that hit. Distinct metrics come from `distinct_sql` (identity buckets: the fact hour).""" 
     settings = cfg.sources.beacon
     if metric.kind == DISTINCT:
         return distinct_sql([metric], lambda h: h, "SELECT h FROM affected_hours")
@@ -275,7 +275,7 @@ def beacon_sql(cfg: Config, metric: Metric) -> str:
 
 # Distinct metrics (unique visitors) cannot be summed from hourly points: each bucket is counted from the
 # temp table distinct_rows(who, h, first_h) that the cube builds once per update from `distinct_rows_sql`:
-# every "who" once per UTC hour h it was active, with first_h the hour of its first record ever. A metric
+# every "who" once per fact hour h it was active, with first_h the hour of its first record ever. A metric
 # counts them all, those first seen in the bucket (new), or those first seen before it (returning).
 DISTINCT_COUNTS = {"web.visitors": "all", "web.new_visitors": "new", "web.returning_visitors": "returning"}
 

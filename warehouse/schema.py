@@ -124,7 +124,7 @@ BOOKKEEPING_DDL = [
     "CREATE TABLE IF NOT EXISTS lake.cursors (source VARCHAR, cursor JSON, batch BIGINT, updated_at TIMESTAMPTZ)",
     "CREATE TABLE IF NOT EXISTS lake.quarantine (received_at TIMESTAMPTZ, source VARCHAR, reason VARCHAR, "
     "record VARCHAR, origin VARCHAR, _batch BIGINT)",
-    # The cube: hourly facts (UTC hour) and rollups at every grain (bucket = local wall-clock start).
+    # The cube: hourly facts (zone hours, `metrics.fact_hour_macros`) and rollups at every grain (bucket = local wall-clock start).
     "CREATE TABLE IF NOT EXISTS lake.metric_points (ts TIMESTAMPTZ, source VARCHAR, metric VARCHAR, "
     "dims VARCHAR, value DOUBLE)",
     "CREATE TABLE IF NOT EXISTS lake.rollups (grain VARCHAR, bucket TIMESTAMP, metric VARCHAR, dims VARCHAR, "
