@@ -16,7 +16,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 import config as config_module
-from api.beacon import router as beacon_router
+from api.beacon import HIT_ENDPOINTS, router as beacon_router
 from warehouse import queries
 from warehouse.lake import Reader, WarehouseError
 from warehouse.queries import QueryError, SeriesRequest
@@ -33,9 +33,19 @@ class Services:
         self.state = State(self.cfg)
 
 
-app = FastAPI(title="Caskalytics", version="0.1.0",
-              description="Marketing and adoption analytics: metrics, rollups, pipeline health.")
-app.include_router(beacon_router)      # /b.gif, /api/event, /js/caskalytics.js (api/beacon.py)
+class CaskalyticsApi(FastAPI):
+    """The FastAPI app, with the web beacon's hit paths answered first, straight by their ASGI endpoints
+    (`api.beacon.HIT_ENDPOINTS`): a hit needs none of the middleware, routing or dependency injection."""
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http" and (hit_endpoint := HIT_ENDPOINTS.get(scope["path"])) is not None:
+            return await hit_endpoint(scope, receive, send)
+        await super().__call__(scope, receive, send)
+
+
+app = CaskalyticsApi(title="Caskalytics", version="0.1.0",
+                     description="Marketing and adoption analytics: metrics, rollups, pipeline health.")
+app.include_router(beacon_router)      # /js/caskalytics.js, /beacon/dropped, the beacon's start and stop
 _services: Services | None = None
 
 

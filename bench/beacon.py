@@ -1,11 +1,14 @@
 """Benchmark: the durable web beacon (`GET /b.gif`) against a bare FastAPI endpoint that returns the same GIF
-and stores nothing, both on one uvicorn worker, on loopback.
+and stores nothing, both on one uvicorn worker, on loopback. A third server, a plain ASGI function that
+answers the GIF and does nothing else, is the floor: what uvicorn alone costs. The beacon answers hits before
+FastAPI's middleware and routing (api/main.py), so beacon/floor is what its own steps and the durable write
+cost, and beacon/bare is the issue's target.
 
 Targets (from the issue): the beacon keeps at least 80% of the bare endpoint's throughput; p99 latency under
 25 ms at 1,000 hits/s; memory flat over a soak.
 
-1. Throughput: `wrk -t2 -c50` against each server in turn (bare, beacon, bare, beacon, ... `--rounds`
-   times, so both see the same background load), with a browser User-Agent (wrk sends none, and a hit
+1. Throughput: `wrk -t2 -c50` against each server in turn (bare, beacon, floor, bare, ... `--rounds`
+   times, so all see the same background load), with a browser User-Agent (wrk sends none, and a hit
    without one is a bot, which is not stored). Reported: requests/s (median of the rounds), wrk's latency
    percentiles, and the server's CPU time per request (user + system of the whole process, writer thread
    included), which is steadier than requests/s on a shared machine.
@@ -63,6 +66,17 @@ app = FastAPI()
 @app.get("/b.gif")
 async def pixel():
     return Response(GIF, media_type="image/gif", headers={"Cache-Control": "no-store, no-cache, must-revalidate, private"})
+
+
+async def floor(scope, receive, send):      # no framework at all: uvicorn's own cost per request
+    if scope["type"] == "lifespan":
+        while (await receive())["type"] != "lifespan.shutdown":
+            await send({"type": "lifespan.startup.complete"})
+        return await send({"type": "lifespan.shutdown.complete"})
+    await send({"type": "http.response.start", "status": 200, "headers": [
+        (b"content-type", b"image/gif"), (b"cache-control", b"no-store, no-cache, must-revalidate, private"),
+        (b"content-length", b"43")]})
+    await send({"type": "http.response.body", "body": GIF})
 '''
 
 
@@ -303,7 +317,8 @@ def main(argv: list[str] | None = None) -> int:
                        cwd=ROOT, env=env, check=True)        # the lake exists before readers attach
         bare = start_server("bare", "bare_app:app", work, env, work / "bare.log")
         beacon = start_server("beacon", "api.main:app", ROOT, env, work / "beacon.log")
-        servers += [bare, beacon]
+        floor = start_server("floor", "bare_app:floor", work, env, work / "floor.log")
+        servers += [bare, beacon, floor]
         load = os.getloadavg()[0]
         report.say(f"Web beacon benchmark: {os.cpu_count()} cores, load average {load:.1f} at start, "
                    f"{'quick' if args.quick else 'full'} mode")
@@ -314,8 +329,9 @@ def main(argv: list[str] | None = None) -> int:
             if server is beacon:
                 answered, slack = answered + run.requests, slack + 64
 
-        report.say(f"\n1. Throughput: wrk -t2 -c50 -d{seconds:g}s, {rounds} alternating rounds, one uvicorn worker each")
-        runs: dict[str, list[WrkRun]] = {"bare": [], "beacon": []}
+        report.say(f"\n1. Throughput: wrk -t2 -c50 -d{seconds:g}s, {rounds} alternating rounds, one uvicorn worker each "
+                   "(floor: a plain ASGI function, no framework)")
+        runs: dict[str, list[WrkRun]] = {server.name: [] for server in servers}
         for _ in range(rounds):
             for server in servers:
                 runs[server.name].append(wrk(server, seconds))
@@ -334,15 +350,20 @@ def main(argv: list[str] | None = None) -> int:
         cpu_ratio = cpu["bare"] / cpu["beacon"]
         report.say(f"  median: bare {rps['bare']:.0f} req/s, beacon {rps['beacon']:.0f} req/s -> ratio {ratio:.2f} "
                    f"(CPU per request: bare {cpu['bare']:.0f} us, beacon {cpu['beacon']:.0f} us -> {cpu_ratio:.2f})")
+        floor_ratio, floor_cpu_ratio = rps["beacon"] / rps["floor"], cpu["floor"] / cpu["beacon"]
+        report.say(f"  floor {rps['floor']:.0f} req/s, {cpu['floor']:.0f} us: beacon/floor {floor_ratio:.2f} "
+                   f"(CPU {floor_cpu_ratio:.2f}); the beacon's steps and durable write cost "
+                   f"{cpu['beacon'] - cpu['floor']:.0f} us a hit")
         report.check(ratio >= THROUGHPUT_TARGET, f"beacon keeps >= {THROUGHPUT_TARGET:.0%} of the bare endpoint's "
                                                  f"throughput ({ratio:.0%})")
         report.results["throughput"] = {"rps": rps, "cpu_us_per_request": cpu, "ratio": ratio,
+                                        "ratio_to_floor": floor_ratio,
                                         "runs": {n: [vars(r) for r in rs] for n, rs in runs.items()}}
 
         report.say(f"\n2. Latency at a constant {args.rate:.0f} hits/s for {latency_seconds:g} s "
                    f"(open loop, 32 keep-alive connections, measured from each request's due time)")
         latency = {}
-        for server in servers:
+        for server in (bare, beacon):
             latency[server.name] = result_of(constant_rate(server, args.rate, latency_seconds))
             if server is beacon:
                 answered += latency[server.name]["statuses"].get("200", 0)

@@ -17,6 +17,7 @@ import sqlite3
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, fields
 from datetime import date, datetime, timezone
+from json.encoder import encode_basestring as json_string    # quotes and escapes, as json.dumps(ensure_ascii=False)
 from typing import Any
 
 from collectors.base import Batch, Context, Rejected
@@ -54,8 +55,10 @@ REQUIRED = ("hit_id", "ts", "site", "name", "path", "visitor_id", "via")
 
 
 def encode(hit: Hit) -> bytes:
-    """The inbox body for `hit`."""
-    return json.dumps(vars(hit), separators=(",", ":"), ensure_ascii=False).encode()    # flat: no asdict copy
+    """The inbox body for `hit`: the JSON object of its fields, each a string or null. Written out with json's
+    own string escaping: on every hit's path this costs half of `json.dumps`, which builds an encoder per call."""
+    return ("{" + ",".join([f'"{name}":{"null" if value is None else json_string(value)}'
+                            for name, value in vars(hit).items()]) + "}").encode()
 
 
 class Malformed(ValueError):

@@ -124,13 +124,14 @@ def test_the_pixel_answers_a_gif_and_hashes_visitors_without_keeping_the_ip(beac
     ({"data": b"not json"}, 400, "invalid"),
     ({"data": b"[1, 2]"}, 400, "invalid"),
     ({"data": json.dumps({"url": "https://cask.co/", "referrer": "x" * 9000})}, 400, "invalid"),   # > 8 KB
+    ({"data": b'{"url": "https://cask.co/", "referrer": "https://x.example/\\ud800"}'}, 400, "invalid"),
     ({"json": {"url": "https://cask.co/"}, "agent": "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"}, 202, "bot"),
     ({"json": {"url": "https://cask.co/"}, "agent": BROWSER.replace("Chrome/", "HeadlessChrome/")}, 202, "bot"),
     ({"json": {"url": "https://cask.co/"}, "agent": "curl/8.5.0"}, 202, "bot"),
     ({"json": {"url": "https://cask.co/"}, "agent": "python-requests/2.32.3"}, 202, "bot"),
     ({"json": {"url": "https://cask.co/"}, "agent": ""}, 202, "bot"),
 ], ids=["other-site", "other-site-param", "no-url", "ftp-url", "path-without-site", "short-visitor", "bad-name",
-        "url-not-string", "not-json", "not-an-object", "too-large", "googlebot", "headless-chrome", "curl",
+        "url-not-string", "not-json", "not-an-object", "too-large", "lone-surrogate", "googlebot", "headless-chrome", "curl",
         "python-requests", "no-user-agent"])
 def test_refused_and_bot_hits_are_answered_counted_by_reason_and_never_stored(beacon, request_, status, reason):
     cfg, base_url = beacon
@@ -148,6 +149,44 @@ def test_refused_and_bot_hits_are_answered_counted_by_reason_and_never_stored(be
     assert len(inbox_hits(cfg)) == before_hits
     counted = dropped(base_url) - before_dropped
     assert counted == Counter({reason: 2 if params is not None and "referrer" not in params else 1})
+
+
+def test_the_hit_paths_answer_other_methods_405_and_store_nothing(beacon):
+    cfg, base_url = beacon
+    before = len(inbox_hits(cfg))
+    for method, path in (("PUT", "/b.gif"), ("DELETE", "/b.gif"), ("OPTIONS", "/b.gif"), ("PATCH", "/api/event"),
+                         ("PUT", "/api/event")):
+        answer = requests.request(method, f"{base_url}{path}?site=cask.co&url=/x", headers={"User-Agent": BROWSER},
+                                  timeout=10)
+        assert answer.status_code == 405, (method, path)
+        assert "GET" in answer.headers["allow"] and "POST" in answer.headers["allow"]
+    assert requests.head(f"{base_url}/b.gif?site=cask.co&url=/x", headers={"User-Agent": BROWSER},
+                         timeout=10).status_code == 200
+    assert len(inbox_hits(cfg)) == before
+    assert requests.get(f"{base_url}/health", timeout=10).json()["status"] == "ok"   # the rest is FastAPI's
+
+
+@pytest.mark.parametrize("query", [
+    b"", b"site=cask.co&url=/blog/a", b"url=%2Fblog%2Fa%3Fx%3D1&site=cask.co", b"name=a+b&url=/x%20y",
+    b"a=1&a=2&&b&=v&c=", b"url=/%E2%82%AC&bad=%zz&half=%E2%82", b"k%3D=v%26w", b"utm_source=%F0%9F%98%80&x=+",
+    "site=caf\u00e9.example".encode("latin-1"), b";a=1;b=2"])
+def test_pixel_query_parameters_are_read_as_the_standard_library_reads_them(query):
+    from urllib.parse import parse_qsl
+    from api.beacon import _query
+    first: dict[str, str] = {}
+    for key, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
+        first.setdefault(key, value)
+    assert _query(query) == first
+
+
+def test_hit_times_are_the_utc_instant_to_the_microsecond():
+    from api.beacon import utc_stamp
+    for now in (0.0, 1_700_000_000.0, 1_700_000_000.000001, 1_700_000_000.5, 1_767_225_599.999999,
+                1_767_225_600.25, time.time()):
+        ts, day = utc_stamp(now)
+        moment = datetime.fromisoformat(ts)
+        assert abs((moment - datetime.fromtimestamp(now, UTC)).total_seconds()) < 2e-6, now
+        assert moment.utcoffset() == timedelta(0) and day == moment.date().isoformat()
 
 
 def test_a_beacon_that_is_not_configured_refuses_every_hit(tmp_path):

@@ -177,6 +177,18 @@ def test_inbox_rows_that_are_not_hits_are_quarantined_with_the_reason():
     assert batch.cursor == {"last_id": 4}
 
 
+def test_the_inbox_body_is_the_json_of_the_hit_whatever_its_text_holds():
+    tricky = 'quote " backslash \\ newline \n tab \t nul \x00 e-acute \u00e9 line-sep \u2028 emoji \U0001f600'
+    hit_ = Hit(hit_id="0661483c436ff20191b1babd", ts="2026-03-02T09:00:00.000001+00:00", site="cask.co",
+               name="pageview", path="/" + tricky, visitor_id="visitor-1111", via="pixel", referrer=tricky,
+               utm_campaign="")
+    body = encode(hit_)
+    assert json.loads(body) == vars(hit_)
+    assert body == json.dumps(vars(hit_), separators=(",", ":"), ensure_ascii=False).encode()
+    [record] = deliveries_batch([{"id": 1, "dedupe_key": hit_.hit_id, "body": body}]).records["raw_beacon"]
+    assert (record["path"], record["referrer"], record["utm_source"]) == ("/" + tricky, tricky, None)
+
+
 def test_demo_seeding_is_repeatable_and_marked_as_demo(tmp_path):
     cfg = make_config(tmp_path, beacon={"sites": ["cask.co"], "history_days": 3})
     until = datetime(2026, 3, 4, 12, tzinfo=UTC)
