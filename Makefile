@@ -33,6 +33,7 @@ bench: venv
 	$(PY) bench/s3_ingest.py
 	@command -v wrk >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
 	$(PY) bench/beacon.py $(BEACON_BENCH_FLAGS)
+	$(PY) bench/beacon_rollup.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

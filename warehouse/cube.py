@@ -85,9 +85,14 @@ def _recompute(con, cfg: Config, source: str, tables: list[str], watermark: int,
         for t in tables for column in ("ts", *INGEST_TABLES[t].also_affects))
     con.execute(f"CREATE OR REPLACE TEMP TABLE affected_hours AS {new_hours}")
     if source in RECOMPUTE_FROM_EARLIEST or source in RECOMPUTE_ALL or watermark == 0:
-        every_hour = " UNION ".join(f"SELECT DISTINCT unnest(touched_fact_hours({column})) AS h FROM lake.{t}"
-                                    for t in tables for column in ("ts", *INGEST_TABLES[t].also_affects))
-        since = "" if source in RECOMPUTE_ALL else " WHERE h >= (SELECT min(h) FROM affected_hours)"
+        # From the earliest affected hour on: rows an hour before it can touch it (a fact hour starts up to
+        # 45 minutes before its UTC hour); filtering before the unnest skips the older rows' files.
+        earliest = "" if source in RECOMPUTE_ALL else "(SELECT min(h) FROM affected_hours)"
+        every_hour = " UNION ".join(
+            f"SELECT DISTINCT unnest(touched_fact_hours({column})) AS h FROM lake.{t}"
+            + (f" WHERE {column} >= {earliest} - INTERVAL 1 HOUR" if earliest else "")
+            for t in tables for column in ("ts", *INGEST_TABLES[t].also_affects))
+        since = f" WHERE h >= {earliest}" if earliest else ""
         con.execute(f"""CREATE OR REPLACE TEMP TABLE affected_hours AS
             SELECT h FROM ({every_hour}){since}""")
     hours = con.execute("SELECT count(*) FROM affected_hours").fetchone()[0]

@@ -117,6 +117,40 @@ def test_a_late_hit_recounts_the_sessions_and_first_visits_it_changes(scenario):
                                                          "visitors": 1, "pageviews": 1}
 
 
+def test_a_visitor_first_seen_last_year_is_returning_in_this_years_minute_updates(scenario):
+    cfg, writer = scenario            # the cube already holds 2026 up to 3 March; now, on 10 March:
+    put(cfg, hit("r1", "2026-03-10T14:00:00", "visitor-aaaa", "/blog/post-3"),    # A, first seen in February
+        hit("r2", "2026-03-10T14:20:00", "visitor-eeee", "/"))                    # E, new
+    drain_inbox(writer)
+    run_source(writer, "beacon")      # an update of the hours from 10 March on, not a rebuild
+    for grain, at in (("hour", "2026-03-10T14:00"), ("day", "2026-03-10"), ("week", "2026-03-10")):
+        assert {k: summary(writer, cfg, grain, at)[k] for k in ("visitors", "new", "returning")} == {
+            "visitors": 2, "new": 1, "returning": 1}, grain
+    assert {k: summary(writer, cfg, "month", "2026-03-10")[k] for k in ("visitors", "new", "returning")} == {
+        "visitors": 4, "new": 3, "returning": 1}          # A came in February; B, C (docs) and E are new
+    assert {k: summary(writer, cfg, "year", "2026-03-10")[k] for k in ("visitors", "new", "returning")} == {
+        "visitors": 4, "new": 4, "returning": 0}
+
+
+def test_a_visitor_from_a_year_before_is_returning_in_the_next_years_updates(tmp_path):
+    cfg = make_config(tmp_path, beacon={"sites": ["cask.co"]})
+    put(cfg, hit("y1", "2025-12-20T10:00:00", "visitor-yyyy"))
+    writer = Writer(cfg)
+    try:
+        drain_inbox(writer)
+        run_source(writer, "beacon")
+        put(cfg, hit("y2", "2026-03-02T10:00:00", "visitor-yyyy"), hit("z1", "2026-03-02T10:30:00", "visitor-zzzz"))
+        drain_inbox(writer)
+        run_source(writer, "beacon")  # counts 2026 from the raw rows of 2026, first visits from all of them
+        for grain in ("hour", "day", "week", "month", "quarter", "year"):
+            at = "2026-03-02T10:00" if grain == "hour" else "2026-03-02"
+            assert {k: summary(writer, cfg, grain, at)[k] for k in ("visitors", "new", "returning")} == {
+                "visitors": 2, "new": 1, "returning": 1}, grain
+        assert summary(writer, cfg, "year", "2025-12-20")["new"] == 1
+    finally:
+        writer.close()
+
+
 def test_buckets_are_local_periods_of_the_reporting_time_zone(tmp_path):
     cfg = make_config(tmp_path, timezone="America/New_York", beacon={"sites": ["cask.co"]})
     # 22:00 on New Year's Eve in New York is already 2026 in UTC.
