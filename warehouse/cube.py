@@ -3,7 +3,7 @@
 For each source with batches newer than its watermark, the hourly facts those batches touched are recomputed
 from raw (so dedupe rules such as "206s in one hour count once" stay exact), then every rollup bucket that
 contains such an hour is recomputed from the hourly points (distinct metrics, which cannot be summed, from
-raw rows: `metrics.distinct_sql`). All in one transaction with the watermark.
+the raw rows of the bucket's hours: `metrics.distinct_sql`). All in one transaction with the watermark.
 
 Facts are zone hours (`metrics.fact_hour_macros`): whole UTC hours, or hours starting at :30 or :45 UTC in
 zones offset by half or three quarters of an hour. `bucket_start` is the one time-bucketing rule: the local
@@ -19,8 +19,8 @@ import duckdb
 
 from config import Config
 from warehouse.lake import write_transaction
-from warehouse.metrics import (CATALOG, COUNTER, DISTINCT, RECOMPUTE_ALL, RECOMPUTE_FROM_EARLIEST, distinct_rows_sql,
-                               distinct_sql, fact_hour_macros, hourly_sql, metrics_of, sql_literal)
+from warehouse.metrics import (CATALOG, COUNTER, DISTINCT, RECOMPUTE_ALL, RECOMPUTE_FROM_EARLIEST, distinct_sql,
+                               fact_hour_macros, first_hours_sql, hourly_sql, metrics_of, sql_literal)
 from warehouse.schema import INGEST_TABLES
 
 log = logging.getLogger("caskalytics.cube")
@@ -103,7 +103,7 @@ def _recompute(con, cfg: Config, source: str, tables: list[str], watermark: int,
         con.execute(f"DELETE FROM lake.rollups WHERE metric IN ({names})")
     if hours:
         if any(m.kind == DISTINCT for m in metrics):
-            con.execute(f"CREATE OR REPLACE TEMP TABLE distinct_rows AS {distinct_rows_sql(cfg, source)}")
+            con.execute(f"CREATE OR REPLACE TEMP TABLE first_hours AS {first_hours_sql(cfg, source)}")
         con.execute(f"DELETE FROM lake.metric_points WHERE metric IN ({names}) "
                     f"AND ts IN (SELECT h FROM affected_hours)")
         for metric in metrics:
@@ -138,5 +138,24 @@ def _rollup(con, grain: str, tz: str, metrics, cfg: Config) -> None:
     # Distinct counts (unique visitors) cannot be summed from hours: each bucket is counted from raw rows.
     distinct = [m for m in metrics if CATALOG[m.name].kind == DISTINCT]
     if distinct:
-        counted = distinct_sql(distinct, lambda h: bucket_start(grain, h, tz), "SELECT bucket FROM affected_buckets")
+        counted = distinct_sql(distinct, _bucket_hours(grain, tz))
         con.execute(f"INSERT INTO lake.rollups SELECT '{grain}', ts, metric, dims, value, last_ts FROM ({counted})")
+
+
+GRAIN_LENGTH = {"hour": "INTERVAL 1 HOUR", "day": "INTERVAL 1 DAY", "week": "INTERVAL 7 DAY",
+                "month": "INTERVAL 1 MONTH", "quarter": "INTERVAL 3 MONTH", "year": "INTERVAL 1 YEAR"}
+
+
+def _bucket_hours(grain: str, tz: str) -> str:
+    """SQL for (h, bucket): every fact hour of the affected `grain` buckets, with its bucket. The hours are
+    generated a day beyond the buckets' local bounds either way (a margin for DST and zone offsets) and kept
+    where `bucket_start` puts them in an affected bucket, so the rule is the one every other metric uses."""
+    zone = sql_literal(tz)
+    return f"""
+        SELECT h, bucket FROM (
+            SELECT h, {bucket_start(grain, "h", tz)} AS bucket
+            FROM (SELECT DISTINCT fact_hour(utc_hour) AS h FROM range(
+                      (SELECT timezone({zone}, min(bucket)) - INTERVAL 1 DAY FROM affected_buckets),
+                      (SELECT timezone({zone}, max(bucket) + {GRAIN_LENGTH[grain]}) + INTERVAL 1 DAY FROM affected_buckets),
+                      INTERVAL 1 HOUR) AS hours(utc_hour)))
+        WHERE bucket IN (SELECT bucket FROM affected_buckets)"""

@@ -246,10 +246,10 @@ def salesforce_sql(cfg: Config, metric: Metric) -> str:
 def beacon_sql(cfg: Config, metric: Metric) -> str:
     """Hourly web.* points from raw_beacon. A visitor is (site, visitor_id). A hit starts a session when the
     visitor's previous hit is `session_minutes` or more earlier, or there is none; the session counts in the
-    hour of that hit. Distinct metrics come from `distinct_sql` (identity buckets: the fact hour).""" 
+    hour of that hit. Distinct metrics come from `distinct_sql` (each fact hour its own bucket)."""
     settings = cfg.sources.beacon
     if metric.kind == DISTINCT:
-        return distinct_sql([metric], lambda h: h, "SELECT h FROM affected_hours")
+        return distinct_sql([metric], "SELECT h, h AS bucket FROM affected_hours")
     if metric.name == "web.pageviews":
         return f"""
             SELECT fact_hour(ts) AS ts, json_object('path', path)::VARCHAR AS dims, count(*) AS value
@@ -273,48 +273,41 @@ def beacon_sql(cfg: Config, metric: Metric) -> str:
     raise KeyError(metric.name)
 
 
-# Distinct metrics (unique visitors) cannot be summed from hourly points: each bucket is counted from the
-# temp table distinct_rows(who, h, first_h) that the cube builds once per update from `distinct_rows_sql`:
-# every "who" once per fact hour h it was active, with first_h the hour of its first record ever. A metric
-# counts them all, those first seen in the bucket (new), or those first seen before it (returning).
+# Distinct metrics (unique visitors) cannot be summed from hourly points: each bucket is counted from raw
+# rows. The cube builds the temp table first_hours(site, visitor_id, first_h) once per update from
+# `first_hours_sql`: every visitor once, with the fact hour of its first hit ever. `distinct_sql` then counts,
+# per bucket, the visitors with a hit in it (all), those whose first hit is in it (new) or before it
+# (returning).
 DISTINCT_COUNTS = {"web.visitors": "all", "web.new_visitors": "new", "web.returning_visitors": "returning"}
 
 
-def distinct_rows_sql(cfg: Config, source: str) -> str:
-    """distinct_rows for `source`, for every hour that an affected bucket of any grain can hold (from the
-    local start of the year of the earliest affected hour)."""
+def first_hours_sql(cfg: Config, source: str) -> str:
+    """first_hours for `source`."""
     if source != "beacon":
         raise KeyError(source)
-    tz = sql_literal(cfg.warehouse.timezone)
-    # Grouped by (site, visitor_id) first and named `who` after: one string per visitor, not one per hit.
-    return f"""
-        WITH active AS (
-            SELECT DISTINCT site, visitor_id, fact_hour(ts) AS h FROM lake.raw_beacon
-            WHERE ts >= timezone({tz}, (SELECT min(date_trunc('year', timezone({tz}, h))) FROM affected_hours))),
-        firsts AS (
-            SELECT site, visitor_id, fact_hour(min(ts)) AS first_h FROM lake.raw_beacon GROUP BY ALL)
-        SELECT site || ' ' || visitor_id AS who, h, first_h FROM active JOIN firsts USING (site, visitor_id)"""
+    return "SELECT site, visitor_id, fact_hour(min(ts)) AS first_h FROM lake.raw_beacon GROUP BY ALL"
 
 
-def distinct_sql(metrics: list[Metric], bucket_of, buckets: str) -> str:
-    """(ts = bucket, metric, dims, value, last_ts) of DISTINCT `metrics` for each bucket in the SQL set
-    `buckets`, from distinct_rows; `bucket_of(h)` is the SQL bucket of a UTC-hour expression. Buckets with
-    no rows answer nothing (read as 0)."""
-    counted = {"all": "count(DISTINCT who)",
-               "new": "count(DISTINCT who) FILTER (WHERE first_bucket = bucket)",
-               "returning": "count(DISTINCT who) FILTER (WHERE first_bucket < bucket)"}
+def distinct_sql(metrics: list[Metric], hours: str) -> str:
+    """(ts = bucket, metric, dims, value, last_ts) of DISTINCT `metrics` for each bucket of `hours`, SQL for
+    (h, bucket) rows: every fact hour of every bucket to count, with its bucket. Reads only the raw rows of
+    those hours, and works out no bucket per row: a bucket's first hour tells first visits in it (a visitor
+    with a hit in the bucket whose first hit is at or after its first hour) from earlier ones. Buckets with no
+    rows answer nothing (read as 0)."""
+    counted = {"all": "count(*)", "new": "count(*) FILTER (WHERE first_h >= first_hour)",
+               "returning": "count(*) FILTER (WHERE first_h < first_hour)"}
     columns = ", ".join(f'{counted[DISTINCT_COUNTS[m.name]]} AS "{m.name}"' for m in metrics)
-    # The bucket of each distinct hour is worked out once (a year has 8,784 hours at most), not once per row:
-    # time-zone arithmetic on millions of (visitor, hour) rows took seconds per grain.
     return f"""
         UNPIVOT (
-            WITH hour_buckets AS (
-                SELECT h, {bucket_of("h")} AS bucket
-                FROM (SELECT DISTINCT h FROM distinct_rows UNION SELECT DISTINCT first_h FROM distinct_rows))
-            SELECT bucket AS ts, '{{}}' AS dims, max(h) AS last_ts, {columns}
-            FROM distinct_rows
-            JOIN (SELECT h, bucket FROM hour_buckets WHERE bucket IN ({buckets})) USING (h)
-            JOIN (SELECT h AS first_h, bucket AS first_bucket FROM hour_buckets) USING (first_h)
+            WITH hours AS ({hours}),
+            starts AS (SELECT bucket, min(h) AS first_hour FROM hours GROUP BY bucket),
+            active AS (
+                SELECT site, visitor_id, bucket, max(h) AS last_h
+                FROM lake.raw_beacon JOIN hours ON fact_hour(ts) = h
+                WHERE ts >= (SELECT min(h) FROM hours) AND ts < (SELECT max(h) FROM hours) + INTERVAL 1 HOUR
+                GROUP BY ALL)
+            SELECT bucket AS ts, '{{}}' AS dims, max(last_h) AS last_ts, {columns}
+            FROM active JOIN starts USING (bucket) JOIN first_hours USING (site, visitor_id)
             GROUP BY bucket)
         ON {", ".join(f'"{m.name}"' for m in metrics)} INTO NAME metric VALUE value"""
 

@@ -166,6 +166,25 @@ def test_buckets_are_local_periods_of_the_reporting_time_zone(tmp_path):
         writer.close()
 
 
+def test_visitors_are_counted_in_local_periods_of_a_half_hour_zone(tmp_path):
+    cfg = make_config(tmp_path, timezone="Asia/Kolkata", beacon={"sites": ["cask.co"]})     # UTC+05:30
+    put(cfg, hit("k1", "2025-12-31T18:20:00", "visitor-kkkk"),        # 23:50 on 31 December in India
+        hit("k2", "2025-12-31T18:40:00", "visitor-kkkk"),             # 00:10 on 1 January: the same session
+        hit("k3", "2025-12-31T18:50:00", "visitor-llll"))             # 00:20 on 1 January
+    writer = Writer(cfg)
+    try:
+        drain_inbox(writer)
+        run_source(writer, "beacon")
+        counted = ("visitors", "new", "returning", "sessions")
+        assert {k: summary(writer, cfg, "year", "2025-06-01")[k] for k in counted} == {
+            "visitors": 1, "new": 1, "returning": 0, "sessions": 1}
+        for grain, at in (("year", "2026-06-01"), ("day", "2026-01-01"), ("hour", "2026-01-01T00:00")):
+            assert {k: summary(writer, cfg, grain, at)[k] for k in counted} == {
+                "visitors": 2, "new": 1, "returning": 1, "sessions": 1}, grain
+    finally:
+        writer.close()
+
+
 def test_one_drain_moves_every_inbox_kind_through_its_collector(tmp_path):
     cfg = make_config(tmp_path, beacon={"sites": ["cask.co"]})
     state = State(cfg)
