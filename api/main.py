@@ -8,7 +8,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-import os
 from datetime import date, datetime
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request

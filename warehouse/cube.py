@@ -25,6 +25,8 @@ from warehouse.schema import INGEST_TABLES
 
 log = logging.getLogger("caskalytics.cube")
 GRAINS = ("hour", "day", "week", "month", "quarter", "year")
+GRAIN_LENGTH = {"hour": "INTERVAL 1 HOUR", "day": "INTERVAL 1 DAY", "week": "INTERVAL 7 DAY",
+                "month": "INTERVAL 1 MONTH", "quarter": "INTERVAL 3 MONTH", "year": "INTERVAL 1 YEAR"}
 SOURCE_TABLES = {
     "s3_access_logs": ["raw_s3_access_logs"],
     "github": [name for name in INGEST_TABLES if name.startswith("raw_github_")],
@@ -103,7 +105,7 @@ def _recompute(con, cfg: Config, source: str, tables: list[str], watermark: int,
         con.execute(f"DELETE FROM lake.rollups WHERE metric IN ({names})")
     if hours:
         if any(m.kind == DISTINCT for m in metrics):
-            con.execute(f"CREATE OR REPLACE TEMP TABLE first_hours AS {first_hours_sql(cfg, source)}")
+            con.execute(f"CREATE OR REPLACE TEMP TABLE first_hours AS {first_hours_sql(source)}")
         con.execute(f"DELETE FROM lake.metric_points WHERE metric IN ({names}) "
                     f"AND ts IN (SELECT h FROM affected_hours)")
         for metric in metrics:
@@ -140,10 +142,6 @@ def _rollup(con, grain: str, tz: str, metrics, cfg: Config) -> None:
     if distinct:
         counted = distinct_sql(distinct, _bucket_hours(grain, tz))
         con.execute(f"INSERT INTO lake.rollups SELECT '{grain}', ts, metric, dims, value, last_ts FROM ({counted})")
-
-
-GRAIN_LENGTH = {"hour": "INTERVAL 1 HOUR", "day": "INTERVAL 1 DAY", "week": "INTERVAL 7 DAY",
-                "month": "INTERVAL 1 MONTH", "quarter": "INTERVAL 3 MONTH", "year": "INTERVAL 1 YEAR"}
 
 
 def _bucket_hours(grain: str, tz: str) -> str:

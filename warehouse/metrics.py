@@ -281,8 +281,8 @@ def beacon_sql(cfg: Config, metric: Metric) -> str:
 DISTINCT_COUNTS = {"web.visitors": "all", "web.new_visitors": "new", "web.returning_visitors": "returning"}
 
 
-def first_hours_sql(cfg: Config, source: str) -> str:
-    """first_hours for `source`."""
+def first_hours_sql(source: str) -> str:
+    """first_hours for `source` (the beacon's visitors: the only distinct metrics so far)."""
     if source != "beacon":
         raise KeyError(source)
     return "SELECT site, visitor_id, fact_hour(min(ts)) AS first_h FROM lake.raw_beacon GROUP BY ALL"
@@ -290,8 +290,8 @@ def first_hours_sql(cfg: Config, source: str) -> str:
 
 def distinct_sql(metrics: list[Metric], hours: str) -> str:
     """(ts = bucket, metric, dims, value, last_ts) of DISTINCT `metrics` for each bucket of `hours`, SQL for
-    (h, bucket) rows: every fact hour of every bucket to count, with its bucket. Reads only the raw rows of
-    those hours, and works out no bucket per row: a bucket's first hour tells first visits in it (a visitor
+    (h, bucket) rows: every fact hour of every bucket to count, with its bucket. Reads only the raw_beacon rows
+    of those hours, and works out no bucket per row: a bucket's first hour tells first visits in it (a visitor
     with a hit in the bucket whose first hit is at or after its first hour) from earlier ones. Buckets with no
     rows answer nothing (read as 0)."""
     counted = {"all": "count(*)", "new": "count(*) FILTER (WHERE first_h >= first_hour)",

@@ -15,7 +15,7 @@ import pandas as pd
 
 from config import Config
 from warehouse.cube import GRAINS, bucket_start
-from warehouse.metrics import CATALOG, COUNTER, GAUGE, Metric, sql_literal
+from warehouse.metrics import CATALOG, GAUGE, Metric, sql_literal
 
 COMPARE_SHIFT = {   # SQL interval per comparison, and the grains it is meaningful for
     "wow": ("INTERVAL 7 DAY", {"hour", "day", "week"}),
