@@ -509,6 +509,18 @@ def freeze_startup_objects() -> None:
 # a hit more CPU than all of the beacon's own steps and its durable write (bench/RESULTS.md, "Web beacon").
 HIT_ENDPOINTS = {"/b.gif": HitEndpoint("pixel", {"GET", "HEAD", "POST"}),
                  "/api/event": HitEndpoint("event", {"GET", "HEAD", "POST", "OPTIONS"})}
+
+
+def hit_endpoint(scope) -> HitEndpoint | None:
+    """The hit endpoint of an HTTP request, if its path is one: as the router read paths, without the app's
+    root path (`uvicorn --root-path` puts it in front) and with a trailing slash (which it redirected)."""
+    path = scope["path"]
+    if (endpoint := HIT_ENDPOINTS.get(path)) is not None:
+        return endpoint
+    root_path = scope.get("root_path", "")
+    if root_path and path.startswith(root_path + "/"):
+        path = path[len(root_path):]
+    return HIT_ENDPOINTS.get(path.removesuffix("/"))
 router = APIRouter(on_startup=[freeze_startup_objects], on_shutdown=[close_edge])
 
 

@@ -15,7 +15,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 import config as config_module
-from api.beacon import HIT_ENDPOINTS, router as beacon_router
+from api.beacon import hit_endpoint, router as beacon_router
 from warehouse import queries
 from warehouse.lake import Reader, WarehouseError
 from warehouse.queries import QueryError, SeriesRequest
@@ -34,11 +34,11 @@ class Services:
 
 class CaskalyticsApi(FastAPI):
     """The FastAPI app, with the web beacon's hit paths answered first, straight by their ASGI endpoints
-    (`api.beacon.HIT_ENDPOINTS`): a hit needs none of the middleware, routing or dependency injection."""
+    (`api.beacon.hit_endpoint`): a hit needs none of the middleware, routing or dependency injection."""
 
     async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] == "http" and (hit_endpoint := HIT_ENDPOINTS.get(scope["path"])) is not None:
-            return await hit_endpoint(scope, receive, send)
+        if scope["type"] == "http" and (endpoint := hit_endpoint(scope)) is not None:
+            return await endpoint(scope, receive, send)
         await super().__call__(scope, receive, send)
 
 

@@ -116,12 +116,12 @@ class RunningApi:
         self.process = process
 
 
-def start_api(cfg: config_module.Config, env: dict[str, str] | None = None) -> RunningApi:
-    """The real API in its own uvicorn process, as `make run` starts it."""
+def start_api(cfg: config_module.Config, env: dict[str, str] | None = None, args: tuple[str, ...] = ()) -> RunningApi:
+    """The real API in its own uvicorn process, as `make run` starts it (plus uvicorn `args`)."""
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1", "--port", str(port),
-         "--log-level", "warning"],
+         "--log-level", "warning", *args],
         cwd=ROOT, env={**os.environ, "CASKALYTICS_CONFIG": str(cfg.path), **(env or {})})
     wait_for_port(port)
     return RunningApi(f"http://127.0.0.1:{port}", process)

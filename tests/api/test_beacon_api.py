@@ -166,6 +166,30 @@ def test_the_hit_paths_answer_other_methods_405_and_store_nothing(beacon):
     assert requests.get(f"{base_url}/health", timeout=10).json()["status"] == "ok"   # the rest is FastAPI's
 
 
+def test_a_hit_path_with_a_trailing_slash_or_behind_a_root_path_counts(beacon, tmp_path):
+    cfg, base_url = beacon
+    slash = requests.get(f"{base_url}/b.gif/", params={"site": "cask.co", "url": "/slash"},
+                         headers={"User-Agent": BROWSER}, timeout=10)
+    event = requests.post(f"{base_url}/api/event/", json={"url": "https://cask.co/slash-event"},
+                          headers={"User-Agent": BROWSER}, timeout=10)
+    assert (slash.status_code, event.status_code) == (200, 202)
+    hits = inbox_hits(cfg)
+    assert hits[slash.headers["x-caskalytics-hit"]]["path"] == "/slash"
+    assert hits[event.json()["hit"]]["path"] == "/slash-event"
+    proxied_cfg = make_config(tmp_path, beacon={"sites": ["cask.co"]})
+    # Behind a proxy that serves the API at /analytics/ and strips the prefix: uvicorn puts it back in front
+    # of the request's path.
+    proxied = start_api(proxied_cfg, args=("--root-path", "/analytics"))
+    try:
+        gif = requests.get(f"{proxied.base_url}/b.gif", params={"site": "cask.co", "url": "/proxied"},
+                           headers={"User-Agent": BROWSER}, timeout=10)
+        assert gif.status_code == 200
+        assert inbox_hits(proxied_cfg)[gif.headers["x-caskalytics-hit"]]["path"] == "/proxied"
+    finally:
+        proxied.process.terminate()
+        proxied.process.wait(10)
+
+
 @pytest.mark.parametrize("query", [
     b"", b"site=cask.co&url=/blog/a", b"url=%2Fblog%2Fa%3Fx%3D1&site=cask.co", b"name=a+b&url=/x%20y",
     b"a=1&a=2&&b&=v&c=", b"url=/%E2%82%AC&bad=%zz&half=%E2%82", b"k%3D=v%26w", b"utm_source=%F0%9F%98%80&x=+",

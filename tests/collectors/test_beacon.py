@@ -166,6 +166,22 @@ def test_buckets_are_local_periods_of_the_reporting_time_zone(tmp_path):
         writer.close()
 
 
+def test_an_iso_week_across_new_year_keeps_last_years_days_in_minute_updates(tmp_path):
+    cfg = make_config(tmp_path, beacon={"sites": ["cask.co"]})
+    put(cfg, hit("w1", "2025-12-30T10:00:00", "visitor-wwww"))          # Tuesday of ISO week 2026-W01
+    writer = Writer(cfg)
+    try:
+        drain_inbox(writer)
+        run_source(writer, "beacon")
+        put(cfg, hit("w2", "2026-01-02T10:00:00", "visitor-xxxx"))      # Friday of the same week
+        drain_inbox(writer)
+        run_source(writer, "beacon")  # an update of 2026's hours only
+        assert {k: summary(writer, cfg, "week", "2026-01-02")[k] for k in ("visitors", "new", "returning")} == {
+            "visitors": 2, "new": 2, "returning": 0}
+    finally:
+        writer.close()
+
+
 def test_visitors_are_counted_in_local_periods_of_a_half_hour_zone(tmp_path):
     cfg = make_config(tmp_path, timezone="Asia/Kolkata", beacon={"sites": ["cask.co"]})     # UTC+05:30
     put(cfg, hit("k1", "2025-12-31T18:20:00", "visitor-kkkk"),        # 23:50 on 31 December in India
