@@ -521,6 +521,8 @@ def hit_endpoint(scope) -> HitEndpoint | None:
     if root_path and path.startswith(root_path + "/"):
         path = path[len(root_path):]
     return HIT_ENDPOINTS.get(path.removesuffix("/"))
+
+
 router = APIRouter(on_startup=[freeze_startup_objects], on_shutdown=[close_edge])
 
 
