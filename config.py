@@ -1,6 +1,7 @@
 """The one typed place for configuration.
 
-`load()` reads the TOML file at $CASKALYTICS_CONFIG (default ./config.toml) into a `Config`. A wrong or
+`collectors.load_config()` reads the TOML file at $CASKALYTICS_CONFIG (default ./config.toml) into a `Config`:
+the shared sections here, each `[sources.NAME]` by the settings model its collector declares. A wrong or
 missing key raises `ConfigError` with one line naming the file, the key and what was expected. Secrets are
 never in the file: a `*_env` key names the environment variable that holds them (`Config.secret`).
 """
@@ -10,13 +11,10 @@ import os
 import re
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-
-SOURCE_NAMES = ("salesforce", "beacon", "youtube", "linkedin", "twitter", "meltwater", "seo", "github",
-                "s3_access_logs")
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, StrictBool, ValidationError, field_validator
 
 SCHEDULE_PATTERN = re.compile(r"^every (\d+) (minute|minutes|hour|hours)$|^daily at (\d\d):(\d\d)$")
 
@@ -51,12 +49,13 @@ class ApiConfig(Section):
 
 
 class DashboardConfig(Section):
+    host: str = "127.0.0.1"      # the dashboard has no login of its own: expose it only behind one
     port: int = 8501
 
 
 class SourceConfig(Section):
     """Keys every source shares; each source adds its own."""
-    enabled: bool = True
+    enabled: StrictBool = True
     schedule: str = "every 15 minutes"
     history_days: int = Field(default=400, ge=1)     # first-run backfill depth
     chunk_days: int = Field(default=7, ge=1)         # catch-up and backfill step
@@ -73,278 +72,37 @@ class SourceConfig(Section):
         return value
 
 
-class S3AccessLogsConfig(SourceConfig):
-    bucket: str
-    prefix: str = "logs/"
-    endpoint_url: str = ""
-    region: str = "us-east-1"
-    version_pattern: str = r"(?P<artifact>[^/]+)/(?P<version>\d+(?:\.\d+)+)/"
-    access_key_id_env: str = "AWS_ACCESS_KEY_ID"
-    secret_access_key_env: str = "AWS_SECRET_ACCESS_KEY"
-    relist_hours: int = Field(default=2, ge=0)       # S3 may deliver a log object after later-keyed ones
-    batch_megabytes: int = Field(default=24, ge=1)   # bounds memory per committed chunk (~430 MB peak RSS at 24)
-
-    @field_validator("version_pattern")
-    @classmethod
-    def pattern_has_version(cls, value: str) -> str:
-        try:
-            compiled = re.compile(value)
-        except re.error as exc:
-            raise ValueError(f"a regular expression, got {value!r} ({exc})") from None
-        if "version" not in compiled.groupindex:
-            raise ValueError("a regular expression with a named group (?P<version>...)")
-        return value
-
-
-class GithubConfig(SourceConfig):
-    repos: list[str]
-    api_url: str = "https://api.github.com"
-    token_env: str = "GITHUB_TOKEN"
-    webhook_secret_env: str = "GITHUB_WEBHOOK_SECRET"
-    schedule: str = "every 1 hour"
-
-    @field_validator("repos")
-    @classmethod
-    def owner_slash_name(cls, value: list[str]) -> list[str]:
-        for repo in value:
-            if not re.fullmatch(r"[\w.-]+/[\w.-]+", repo):
-                raise ValueError(f"repositories as 'owner/name', got {repo!r}")
-        return value
-
-
-class SalesforceConfig(SourceConfig):
-    """OAuth 2.0 against `login_url` (client-credentials, or username-password), then SOQL over REST.
-    Lead stages: a lead is an inquiry / MQL from the first time its Status is one of the listed values, or
-    the named Lead field (a date, datetime or checkbox, e.g. a custom MQL_Date__c) is set."""
-    login_url: str = "https://login.salesforce.com"     # token endpoint: <login_url>/services/oauth2/token
-    grant_type: Literal["client_credentials", "password"] = "client_credentials"
-    client_id_env: str = "SALESFORCE_CLIENT_ID"
-    client_secret_env: str = "SALESFORCE_CLIENT_SECRET"
-    username: str = ""                                   # password grant only
-    password_env: str = "SALESFORCE_PASSWORD"            # password grant: password + security token
-    instance_url: str = ""                               # "" = the instance_url the token answer names
-    api_version: str = "59.0"
-    ca_bundle: str = ""                                  # PEM file of CAs to trust; "" = the system CAs
-    inquiry_statuses: list[str] = ["Working - Contacted", "Closed - Converted"]
-    mql_statuses: list[str] = ["Closed - Converted"]
-    inquiry_field: str = ""
-    mql_field: str = ""
-    status_history: bool = True          # read LeadHistory (Status tracked) to date stages reached between runs
-    overlap_minutes: int = Field(default=5, ge=0)       # re-read: SystemModstamp can commit slightly late
-
-    @field_validator("inquiry_field", "mql_field")
-    @classmethod
-    def api_field_name(cls, value: str) -> str:
-        if value and not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", value):
-            raise ValueError(f"a Lead field API name such as 'MQL_Date__c', got {value!r}")
-        return value
-
-
-class YoutubeConfig(SourceConfig):
-    """YouTube Analytics (daily views, subscribers gained/lost) and the Data API (current subscriber count),
-    with an OAuth 2.0 refresh token exchanged at `token_url`."""
-    channel_id: str = "MINE"             # "MINE" = the channel the OAuth grant belongs to, or a "UC..." channel id
-    analytics_url: str = "https://youtubeanalytics.googleapis.com/"
-    data_api_url: str = "https://youtube.googleapis.com/"
-    token_url: str = "https://oauth2.googleapis.com/token"
-    client_id_env: str = "YOUTUBE_CLIENT_ID"
-    client_secret_env: str = "YOUTUBE_CLIENT_SECRET"
-    refresh_token_env: str = "YOUTUBE_REFRESH_TOKEN"
-    schedule: str = "every 6 hours"
-    chunk_days: int = Field(default=30, ge=1)
-    late_days: int = Field(default=3, ge=0)   # YouTube revises the most recent days: re-ask them until older
-    timeout_seconds: float = Field(default=30, gt=0)
-
-    @field_validator("channel_id")
-    @classmethod
-    def mine_or_channel_id(cls, value: str) -> str:
-        if value != "MINE" and not re.fullmatch(r"UC[\w-]{22}", value):
-            raise ValueError(f"'MINE' or a channel id such as 'UCxqx59koIGfGRRGeEm5qzjQ', got {value!r}")
-        return value
-
-
-class TwitterConfig(SourceConfig):
-    """X/Twitter API v2 follower counts of `accounts` (app-only bearer token). X keeps no follower
-    history: the series starts at the first poll."""
-    accounts: list[str]                  # usernames, without the @
-    api_url: str = "https://api.twitter.com"
-    bearer_token_env: str = "TWITTER_BEARER_TOKEN"
-    schedule: str = "every 1 hour"
-    timeout_seconds: float = Field(default=30, gt=0)
-
-    @field_validator("accounts")
-    @classmethod
-    def usernames(cls, value: list[str]) -> list[str]:
-        value = [name.removeprefix("@") for name in value]
-        for name in value:
-            if not re.fullmatch(r"\w{1,15}", name, re.ASCII):
-                raise ValueError(f"X usernames (1 to 15 letters, digits or _), got {name!r}")
-        if not value:
-            raise ValueError("at least one username")
-        return value
-
-
-class LinkedinConfig(SourceConfig):
-    """An organization page's follower count (networkSizes) and its daily follower gains
-    (organizationalEntityFollowerStatistics), read with the access token of a page ADMINISTRATOR (scope
-    rw_organization_admin). LinkedIn serves daily statistics for the last 12 months only."""
-    organization_id: str                        # the number in urn:li:organization:<id>
-    api_url: str = "https://api.linkedin.com"
-    linkedin_version: str = "202610"            # the LinkedIn-Version header (YYYYMM); LinkedIn sunsets old ones
-    access_token_env: str = "LINKEDIN_ACCESS_TOKEN"
-    schedule: str = "every 6 hours"
-    chunk_days: int = Field(default=30, ge=1)
-    late_days: int = Field(default=3, ge=0)     # recent days LinkedIn may still fill in: re-asked every run
-
-    @field_validator("organization_id")
-    @classmethod
-    def numeric_id(cls, value: str) -> str:
-        value = value.removeprefix("urn:li:organization:")
-        if not value.isdigit():
-            raise ValueError(f"the organization's numeric id (from urn:li:organization:<id>), got {value!r}")
-        return value
-
-    @field_validator("linkedin_version")
-    @classmethod
-    def year_month(cls, value: str) -> str:
-        if not re.fullmatch(r"20\d\d(0[1-9]|1[0-2])", value):
-            raise ValueError(f"a LinkedIn API version as YYYYMM such as '202511', got {value!r}")
-        return value
-
-
-class MeltwaterConfig(SourceConfig):
-    """Daily mention counts of one Meltwater saved search per brand (GET /v3/analytics/{searchId})."""
-    brands: dict[str, str]     # brand -> saved search id, or a list of {brand = ..., search_id = ...} tables
-    api_url: str = "https://api.meltwater.com"
-    api_key_env: str = "MELTWATER_API_KEY"
-    schedule: str = "every 1 hour"
-    chunk_days: int = Field(default=30, ge=1)
-    late_days: int = Field(default=3, ge=0)     # Meltwater keeps indexing a day's documents for a while
-
-    @field_validator("brands", mode="before")
-    @classmethod
-    def mapping_or_tables(cls, value: Any) -> Any:
-        if isinstance(value, list):
-            if not all(isinstance(t, dict) and set(t) == {"brand", "search_id"} for t in value):
-                raise ValueError("a table {cask = \"<search id>\", ...} or a list of {brand, search_id} tables")
-            return {str(t["brand"]): str(t["search_id"]) for t in value}
-        return value
-
-    @field_validator("brands")
-    @classmethod
-    def brand_names_and_ids(cls, value: dict[str, str]) -> dict[str, str]:
-        if not value:
-            raise ValueError("at least one brand and its saved search id")
-        for brand, search_id in value.items():
-            if not re.fullmatch(r"[\w.-]+", brand) or not search_id.strip().isdigit():
-                raise ValueError(f"brand = \"<numeric saved search id>\", got {brand} = {search_id!r}")
-        return {brand: search_id.strip() for brand, search_id in value.items()}
-
-
-class SeoConfig(SourceConfig):
-    """Keyword rankings from a rank tracker through one provider: "api" (the JSON API described in
-    collectors/seo_providers.py) or "csv" (files dropped into `import_dir`, each imported once)."""
-    provider: Literal["api", "csv"] = "api"
-    brands: dict[str, list[str]]                # brand -> its domains, e.g. cask = ["cask.co", "cdap.io"]
-    api_url: str = Field(default="", validate_default=True)
-    api_key_env: str = "SEO_API_KEY"
-    project: str = Field(default="", validate_default=True)
-    import_dir: str = Field(default="", validate_default=True)    # relative paths: to the config file
-    schedule: str = "every 6 hours"
-    chunk_days: int = Field(default=14, ge=1)
-    late_days: int = Field(default=1, ge=0)     # the last day a tracker reported may still be growing
-
-    @field_validator("brands")
-    @classmethod
-    def brand_domains(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
-        if not value:
-            raise ValueError("at least one brand and its domains")
-        cleaned = {}
-        for brand, domains in value.items():
-            cleaned[brand] = [d.strip().lower().removeprefix("www.") for d in domains]
-            if not re.fullmatch(r"[\w.-]+", brand) or not domains or not all(
-                    re.fullmatch(r"[a-z0-9-]+(\.[a-z0-9-]+)+", d) for d in cleaned[brand]):
-                raise ValueError(f"brand = [\"domain.com\", ...], got {brand} = {domains!r}")
-        return cleaned
-
-    @field_validator("api_url", "project")
-    @classmethod
-    def needed_by_the_api_provider(cls, value: str, info) -> str:
-        if info.data.get("provider") == "api" and not value.strip():
-            raise ValueError(f"a value when provider = \"api\" ({info.field_name} of your rank tracker's API)")
-        return value.strip()
-
-    @field_validator("import_dir")
-    @classmethod
-    def needed_by_the_csv_provider(cls, value: str, info) -> str:
-        if info.data.get("provider") == "csv" and not value.strip():
-            raise ValueError("the folder CSV files are dropped into, when provider = \"csv\"")
-        return value.strip()
-
-
-class BeaconConfig(SourceConfig):
-    """The web beacon (`/api/event`, `/b.gif`): which sites' hits count, and how visitors and blog views are
-    told apart. Hits arrive through the inbox (drained every 5 s); `schedule` is how often the web.* rollups
-    are brought up to date."""
-    sites: list[str]                        # host names, e.g. ["cask.co"]; a leading "www." is ignored
-    blog_prefixes: list[str] = ["/blog/"]   # page views of paths starting with one of these are blog views
-    session_minutes: int = Field(default=30, ge=1, le=1440)    # inactivity that ends a session
-    visitor_days: int = Field(default=395, ge=1, le=3650)      # the snippet's visitor id lives this long after a visit
-    visitor_storage: Literal["localStorage", "cookie"] = "localStorage"    # where the snippet keeps that id
-    schedule: str = "every 1 minutes"       # how often the web.* rollups catch up with the drained hits
-
-    @field_validator("sites")
-    @classmethod
-    def host_names(cls, value: list[str]) -> list[str]:
-        hosts = [host.strip().lower().removeprefix("www.") for host in value]
-        for host in hosts:
-            if not re.fullmatch(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*", host):
-                raise ValueError(f"host names such as 'cask.co' (no scheme, port or path), got {host!r}")
-        if not hosts:
-            raise ValueError("at least one site")
-        return hosts
-
-    @field_validator("blog_prefixes")
-    @classmethod
-    def path_prefixes(cls, value: list[str]) -> list[str]:
-        for prefix in value:
-            if not prefix.startswith("/"):
-                raise ValueError(f"path prefixes starting with '/', such as '/blog/', got {prefix!r}")
-        return value
-
-
-class OtherSourceConfig(SourceConfig):
-    """Sources not built yet keep their sections loadable (the contract names them)."""
-    model_config = ConfigDict(extra="allow")
-
-
-class SourcesConfig(Section):
-    s3_access_logs: S3AccessLogsConfig | None = None
-    github: GithubConfig | None = None
-    salesforce: SalesforceConfig | None = None
-    beacon: BeaconConfig | None = None
-    youtube: YoutubeConfig | None = None
-    linkedin: LinkedinConfig | None = None
-    twitter: TwitterConfig | None = None
-    meltwater: MeltwaterConfig | None = None
-    seo: SeoConfig | None = None
-
-
 class DemoConfig(Section):
     """`make run` starts the local simulators named here; production configs leave this out."""
-    simulators: bool = False
+    simulators: StrictBool = False
     moto_port: int = 5055
     github_port: int = 8091
 
 
 class ReplicationConfig(Section):
-    enabled: bool = True
+    enabled: StrictBool = True
     replica_url: str = ""        # "" = <warehouse.dir>/replica ; or s3://bucket/path
     endpoint_url: str = ""
 
 
+class DisabledSource(SourceConfig):
+    """A source switched off with `enabled = false`: no other key is needed, and any left there are kept unread."""
+    model_config = ConfigDict(extra="allow")
+    enabled: StrictBool = False
+
+
+class SourcesConfig(dict):
+    """`[sources.*]` sections by source name, each validated by the model its collector declares; a source
+    without a section reads as None (`cfg.sources.github`)."""
+
+    def __getattr__(self, name: str) -> SourceConfig | None:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return self.get(name)
+
+
 class Config(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
     path: Path = Path("config.toml")
     warehouse: WarehouseConfig = WarehouseConfig()
     api: ApiConfig = ApiConfig()
@@ -354,22 +112,34 @@ class Config(BaseModel):
     replication: ReplicationConfig = ReplicationConfig()
     notify: dict[str, Any] = {}      # alerts issue
     alerts: dict[str, Any] = {}      # alerts issue
+    # What the registry attaches at load (`collectors.load_config`): the sources' declarations, which the
+    # warehouse reads to create tables and compute metrics, and the demo's stand-in secrets.
+    _catalog: Any = PrivateAttr(default=None)
+    _demo_secrets: dict[str, str] = PrivateAttr(default_factory=dict)
+
+    @property
+    def catalog(self) -> Any:
+        if self._catalog is None:
+            raise ConfigError("this Config was not loaded through collectors.load_config, so it knows no sources")
+        return self._catalog
 
     def enabled_sources(self) -> dict[str, SourceConfig]:
-        return {name: section for name in SOURCE_NAMES
-                if (section := getattr(self.sources, name)) is not None and section.enabled}
+        return {name: section for name, section in self.sources.items() if section.enabled}
 
     def source(self, name: str) -> SourceConfig:
-        if name not in SOURCE_NAMES:
-            raise ConfigError(f"unknown source {name!r}; sources are: {', '.join(SOURCE_NAMES)}")
-        section = getattr(self.sources, name)
+        known = self.catalog.sources
+        if name not in known:
+            raise ConfigError(f"unknown source {name!r}; sources are: {', '.join(known)}")
+        section = self.sources.get(name)
         if section is None:
             raise ConfigError(f"{self.path}: [sources.{name}] is missing")
         return section
 
     def secret(self, env_name: str) -> str | None:
-        """The value of the environment variable a `*_env` key names (None when unset or empty)."""
-        return os.environ.get(env_name) or None
+        """The value of the environment variable a `*_env` key names (None when unset or empty). With
+        `[demo] simulators = true`, the demo's stand-in credentials fill in for unset variables, so every
+        documented command works against the running demo."""
+        return os.environ.get(env_name) or self._demo_secrets.get(env_name) or None
 
     @property
     def warehouse_dir(self) -> Path:
@@ -381,23 +151,47 @@ def default_path() -> Path:
     return Path(os.environ.get("CASKALYTICS_CONFIG", "config.toml"))
 
 
-def load(path: str | Path | None = None) -> Config:
+def read_toml(path: str | Path | None = None) -> tuple[dict[str, Any], Path]:
+    """The TOML file's tables, refusing a missing, unreadable or empty file in one line."""
     path = Path(path) if path else default_path()
     try:
         data = tomllib.loads(path.read_text())
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found (set CASKALYTICS_CONFIG or create ./config.toml)") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot be read: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    return from_dict(data, path)
+    if not data:
+        raise ConfigError(f"{path}: the file is empty; start from config.example.toml")
+    return data, path
 
 
-def from_dict(data: dict[str, Any], path: str | Path = "config.toml") -> Config:
+def from_dict(data: dict[str, Any], path: str | Path, source_models: dict[str, type[SourceConfig]]) -> Config:
+    """A `Config` from TOML tables; each `[sources.NAME]` is validated by `source_models[NAME]`."""
+    data = dict(data)
+    sections = data.pop("sources", {})
+    if not isinstance(sections, dict):
+        raise ConfigError(f"{path}: sources expected a table of [sources.NAME] sections")
+    sources = SourcesConfig()
+    for name, section in sections.items():
+        if name not in source_models:
+            raise ConfigError(f"{path}: sources.{name} is not a known source (sources are: {', '.join(source_models)})")
+        if not isinstance(section, dict):
+            raise ConfigError(f"{path}: sources.{name} expected a table [sources.{name}]")
+        model = DisabledSource if section.get("enabled", True) is False else source_models[name]
+        sources[name] = _validated(model, section, path, f"sources.{name}.")
+    cfg = _validated(Config, {**data, "path": Path(path).resolve()}, path)
+    cfg.sources = sources
+    return cfg
+
+
+def _validated(model: type[BaseModel], data: dict[str, Any], path: str | Path, prefix: str = ""):
     try:
-        return Config.model_validate({**data, "path": Path(path).resolve()})
+        return model.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
-        key = ".".join(str(part) for part in first["loc"])
+        key = prefix + ".".join(str(part) for part in first["loc"])
         if first["type"] == "missing":
             expected = "is required but missing"
         elif first["type"] == "extra_forbidden":

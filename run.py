@@ -7,7 +7,6 @@ replication (litestream), and with `[demo] simulators = true`: each enabled sour
 """
 from __future__ import annotations
 
-import importlib
 import os
 import shutil
 import signal
@@ -17,20 +16,14 @@ import sys
 import time
 from pathlib import Path
 
-import config as config_module
+import collectors
 from config import ConfigError
-from pipeline import Writer
+from simulators.demo import start_simulators
+from warehouse.replication import litestream_config
+from warehouse.writer import Writer
 
 ROOT = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
-DEMO_SECRETS = {"DEMO_AWS_ACCESS_KEY_ID": "demo", "DEMO_AWS_SECRET_ACCESS_KEY": "demo",
-                "GITHUB_WEBHOOK_SECRET": "demo-webhook-secret",
-                "DEMO_SALESFORCE_CLIENT_ID": "demo-connected-app", "DEMO_SALESFORCE_CLIENT_SECRET": "demo",
-                "DEMO_LINKEDIN_ACCESS_TOKEN": "demo-linkedin-token", "DEMO_MELTWATER_API_KEY": "demo-meltwater-key",
-                "DEMO_SEO_API_KEY": "demo-seo-key",
-                "DEMO_YOUTUBE_CLIENT_ID": "demo-youtube.apps.googleusercontent.com",
-                "DEMO_YOUTUBE_CLIENT_SECRET": "demo", "DEMO_YOUTUBE_REFRESH_TOKEN": "demo-refresh-token",
-                "DEMO_TWITTER_BEARER_TOKEN": "demo-bearer-token"}
 
 
 class Processes:
@@ -77,47 +70,9 @@ def port_free(port: int) -> bool:
         return probe.connect_ex(("127.0.0.1", port)) != 0
 
 
-def start_simulators(cfg, processes: Processes, env: dict[str, str], log_dir: Path) -> None:
-    """Each enabled source with a module in simulators/ gets its simulator, started as that module's
-    `demo_process(cfg)` says. S3 logs need an S3-compatible server first: moto."""
-    print("Starting the demo simulators...")
-    if "s3_access_logs" in cfg.enabled_sources():
-        processes.start("moto", [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(cfg.demo.moto_port)],
-                        env, log_dir)
-        wait_for_port(cfg.demo.moto_port, "moto server")
-    for source in cfg.enabled_sources():
-        try:
-            module = importlib.import_module(f"simulators.{source}")
-        except ModuleNotFoundError:
-            continue
-        args, port = module.demo_process(cfg)
-        processes.start(f"{source}-simulator", [sys.executable, "-m", f"simulators.{source}", *args], env, log_dir)
-        if port:
-            wait_for_port(port, f"{source} simulator")
-
-
-def litestream_config(cfg, path: Path) -> Path | None:
-    """Replicate the two SQLite files (lake catalog, state) to the replica folder or bucket."""
-    binary = shutil.which("litestream", path=str(BIN)) or shutil.which("litestream")
-    if not cfg.replication.enabled or not binary:
-        return None
-    replica = cfg.replication.replica_url or str(cfg.warehouse_dir / "replica")
-    lines = ["dbs:"]
-    for db in ("lake.sqlite", "state.sqlite"):
-        lines.append(f"  - path: {cfg.warehouse_dir / db}")
-        if replica.startswith("s3://"):
-            lines += ["    replica:", f"      url: {replica.rstrip('/')}/{db}"]
-            if cfg.replication.endpoint_url:
-                lines += [f"      endpoint: {cfg.replication.endpoint_url}", "      force-path-style: true"]
-        else:
-            lines += ["    replica:", "      type: file", f"      path: {Path(replica) / db}"]
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
 def main() -> int:
     try:
-        cfg = config_module.load()
+        cfg = collectors.load_config()
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -135,17 +90,13 @@ def main() -> int:
     signal.signal(signal.SIGTERM, terminate)
     try:
         if cfg.demo.simulators:
-            for name, value in DEMO_SECRETS.items():
-                env.setdefault(name, value)
-            start_simulators(cfg, processes, env, log_dir)
+            start_simulators(cfg, lambda name, args: processes.start(name, args, env, log_dir), wait_for_port)
         # Readers attach the lake read-only, so it must exist (with its tables) before they start.
         Writer(cfg).close()
         processes.start("scheduler", [sys.executable, "scheduler.py", "run"], env, log_dir)
         processes.start("api", [sys.executable, "-m", "uvicorn", "api.main:app", "--host", cfg.api.host,
                                 "--port", str(cfg.api.port)], env, log_dir)
-        processes.start("dashboard", [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless",
-                                      "true", "--server.port", str(cfg.dashboard.port),
-                                      "--browser.gatherUsageStats", "false"], env, log_dir)
+        processes.start("dashboard", [sys.executable, "-m", "dashboard", "--server.headless", "true"], env, log_dir)
         litestream = litestream_config(cfg, cfg.warehouse_dir / "litestream.yml")
         if litestream:
             litestream_env = {k: v for k, v in env.items() if k != "AWS_CA_BUNDLE"}   # see STACK-NOTES

@@ -20,20 +20,136 @@ from datetime import date
 
 import schedule
 
+from tqdm import tqdm
+
 import collectors
-import config as config_module
+from collectors.base import ROLLUP, Context
 from config import SCHEDULE_PATTERN, Config, ConfigError
-from pipeline import Writer, drain_inbox, one_line, run_source
-from warehouse import maintenance
+from warehouse import cube, maintenance
+from warehouse.writer import RunSummary, Writer, one_line
 
 log = logging.getLogger("caskalytics.scheduler")
 INBOX_DRAIN_SECONDS = 5
+INBOX_BATCH = 5000         # inbox rows per lake commit when draining
 # The scheduler's work is batch work that can wait a moment; the API answers beacon hits and dashboards on
 # the same cores and cannot. At niceness 10 the kernel gives the scheduler about a tenth of the CPU weight
 # of the servers when they compete (bench/beacon.py soak: drains and rollups next to 1,000 hits/s).
 SCHEDULER_NICENESS = 10
 
 
+# -- running one source: collect / backfill / rollups, and the inbox drain ----------------------------------
+def _progress(total_hint: int | None, desc: str, show: bool):
+    return tqdm(total=total_hint, desc=desc, unit="obj", disable=not show, file=sys.stderr, leave=False)
+
+
+def run_source(writer: Writer, source: str, *, start: date | None = None, end: date | None = None,
+               show_progress: bool = False) -> RunSummary:
+    """Collect what is new for `source` (or backfill [start, end]); each batch commits with its cursor."""
+    cfg = writer.cfg
+    settings = cfg.source(source)
+    declared = collectors.SOURCES[source]
+    if declared.scheduled == ROLLUP:
+        if start:
+            raise ConfigError(f"source {source!r} has nothing to backfill: its data arrives through the inbox")
+        return update_rollups(writer, source)
+    collector = declared.collector()
+    kind = "backfill" if start else "collect"
+    summary = RunSummary(source, kind)
+    run_id = writer.state.start_run(source, kind)
+    ctx = Context(config=cfg, settings=settings, lookup=writer.lookup, staging=writer.con)
+    try:
+        if start:
+            batches = collector.backfill(ctx, start, end or start)
+        else:
+            batches = collector.collect(ctx, writer.cursor(source))
+        with _progress(None, f"{source} {kind}", show_progress) as bar:
+            for batch in batches:
+                result = writer.commit(source, batch)
+                summary.add(result)
+                writer.state.add_to_run(run_id, result.records, result.inserted, result.duplicates,
+                                        result.quarantined)
+                if batch.progress:
+                    bar.total = batch.progress[1]
+                    bar.n = batch.progress[0]
+                    bar.set_postfix_str(batch.label[-40:], refresh=True)
+                log.info("%s: batch %d committed (%s): %d records, %d new, %d quarantined", source,
+                         result.batch, batch.label, result.records, result.inserted, result.quarantined)
+        cube.update(writer.con, cfg)
+    except BaseException as exc:
+        writer.state.finish_run(run_id, error=one_line(exc))
+        raise
+    writer.state.finish_run(run_id)
+    log.info(summary.line())
+    return summary
+
+
+def update_rollups(writer: Writer, source: str) -> RunSummary:
+    """A source with nothing to poll (the beacon): bring its rollups up to date with what the drain landed."""
+    summary = RunSummary(source, ROLLUP)
+    run_id = writer.state.start_run(source, ROLLUP)
+    try:
+        cube.update(writer.con, writer.cfg)
+    except BaseException as exc:
+        writer.state.finish_run(run_id, error=one_line(exc))
+        raise
+    writer.state.finish_run(run_id)
+    return summary
+
+
+def drain_inbox(writer: Writer) -> RunSummary:
+    """Move received deliveries (GitHub webhooks, beacon hits) into the lake: each inbox kind through its
+    source's declared `Inbox.to_batch(rows)`, with its own cursor `<kind>.inbox` (the last inbox id drained).
+    One kind failing does not hold up the others; the first failure is re-raised after all were tried."""
+    summary = RunSummary("inbox", "drain")
+    failure = None
+    for kind in writer.state.inbox_kinds():
+        try:
+            drained = _drain_kind(writer, kind)
+        except Exception as exc:
+            log.error("inbox drain of %s failed: %s", kind, one_line(exc))
+            failure = failure or exc
+            continue
+        summary.merge(drained)
+    if failure is not None:
+        raise failure
+    return summary
+
+
+def _drain_kind(writer: Writer, kind: str) -> RunSummary:
+    summary = RunSummary(kind, "drain")
+    declared = collectors.SOURCES.get(kind)
+    inbox = declared.inbox if declared else None
+    if inbox is None:
+        log.warning("inbox rows of kind %r belong to no source with an inbox; left in the inbox", kind)
+        return summary
+    cursor_source = f"{kind}.inbox"
+    cursor = writer.cursor(cursor_source) or {"last_id": 0}
+    rows = writer.state.inbox_after(kind, cursor["last_id"], INBOX_BATCH)
+    if not rows:
+        return summary
+    run_id = writer.state.start_run(kind, "drain")
+    try:
+        while rows:
+            batch = inbox.to_batch(rows)
+            result = writer.commit(kind, batch, cursor_source=cursor_source)
+            summary.add(result)
+            writer.state.add_to_run(run_id, result.records, result.inserted, result.duplicates, result.quarantined)
+            if len(rows) < INBOX_BATCH:
+                break       # caught up: what arrives meanwhile waits for the next drain, in one larger batch
+            rows = writer.state.inbox_after(kind, batch.cursor["last_id"], INBOX_BATCH)
+        writer.state.prune_inbox(kind, batch.cursor["last_id"], keep_days=inbox.keep_days)
+        if inbox.cube_after_drain:      # beacon: its scheduled rollup job updates the cube instead
+            cube.update(writer.con, writer.cfg)
+    except BaseException as exc:
+        writer.state.finish_run(run_id, error=one_line(exc))
+        raise
+    writer.state.finish_run(run_id)
+    log.info(summary.line())
+    return summary
+
+
+
+# -- the scheduler loop ------------------------------------------------------------------------------
 def yield_cpu_to_servers() -> None:
     try:
         if (increment := SCHEDULER_NICENESS - os.nice(0)) > 0:
@@ -65,10 +181,7 @@ def run_forever(cfg: Config) -> None:
     stopping = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
     for name, settings in cfg.enabled_sources().items():
-        if name not in collectors.REGISTRY:
-            log.warning("source %s is configured but has no collector yet; skipped", name)
-            continue
-        job = _guarded(f"collect {name}", lambda name=name: run_source(writer, name))
+        job = _guarded(f"{collectors.SOURCES[name].scheduled} {name}", lambda name=name: run_source(writer, name))
         _on_schedule(settings.schedule).do(job)
         log.info("scheduled %s %s", name, settings.schedule)
     schedule.every(INBOX_DRAIN_SECONDS).seconds.do(_guarded("inbox drain", lambda: drain_inbox(writer)))
@@ -100,8 +213,8 @@ def status(cfg: Config) -> dict:
     except lake.WarehouseError:
         pass
     sources = {}
-    for name in config_module.SOURCE_NAMES:
-        section = getattr(cfg.sources, name)
+    for name in collectors.SOURCES:
+        section = cfg.sources.get(name)
         if section is None:
             continue
         info = runs.get(name, {})
@@ -140,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         stream=sys.stderr)
     try:
-        cfg = config_module.load(args.config)
+        cfg = collectors.load_config(args.config)
         if args.command == "run":
             run_forever(cfg)
         elif args.command in ("collect", "backfill"):

@@ -42,16 +42,15 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
-import config as config_module
-from collectors.beacon import Hit, encode
-from config import BeaconConfig, Config
+from api.deps import require_token, services
+from collectors.beacon import BeaconConfig, Hit, encode
+from config import Config
 from warehouse.beacon_state import BeaconState, Busy
 from warehouse.state import State
 
 log = logging.getLogger("caskalytics.api.beacon")
-ROOT = Path(__file__).resolve().parents[1]
 BOTS_FILE = Path(__file__).resolve().parent / "beacon_bots.txt"
-SNIPPET_FILE = ROOT / "static" / "caskalytics.js"
+SNIPPET_FILE = Path(__file__).resolve().parent / "static" / "caskalytics.js"
 GIF = (b"GIF89a\x01\x00\x01\x00\x80\x00\x00\xff\xff\xff\x00\x00\x00!\xf9\x04\x01\x00\x00\x00\x00,"
        b"\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;")      # 1x1 transparent, 43 bytes
 MAX_BODY = 8 * 1024
@@ -384,7 +383,7 @@ def edge() -> Edge:
         return _edge
     with _edge_lock:
         if _edge is None:
-            _edge = Edge(config_module.load())
+            _edge = Edge(services().cfg)
         return _edge
 
 
@@ -536,8 +535,7 @@ async def snippet() -> Response:
 @router.get("/beacon/dropped", tags=["web beacon"])
 async def dropped(request: Request, since: str | None = None) -> dict:
     """Hits not counted, per UTC day and reason (README, "Web beacon")."""
-    from api.main import require_token, services      # api.main includes this router: import at call time
-    require_token(request, services())
+    require_token(request)
     beacon = edge()
     await beacon.commits.flush_dropped()
     return {"dropped": await run_in_threadpool(beacon.beacon_state.dropped, since)}

@@ -14,22 +14,15 @@ from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-import config as config_module
+from api import deps
 from api.beacon import hit_endpoint, router as beacon_router
+from api.deps import Services, require_token, services
 from warehouse import queries
-from warehouse.lake import Reader, WarehouseError
+from warehouse.lake import WarehouseError
 from warehouse.queries import QueryError, SeriesRequest
-from warehouse.state import State
 
 log = logging.getLogger("caskalytics.api")
 MAX_WEBHOOK_BYTES = 25 * 1024 * 1024    # GitHub caps payloads at 25 MB
-
-
-class Services:
-    def __init__(self):
-        self.cfg = config_module.load()
-        self.reader = Reader(self.cfg)
-        self.state = State(self.cfg)
 
 
 class CaskalyticsApi(FastAPI):
@@ -45,30 +38,7 @@ class CaskalyticsApi(FastAPI):
 app = CaskalyticsApi(title="Caskalytics", version="0.1.0",
                      description="Marketing and adoption analytics: metrics, rollups, pipeline health.")
 app.include_router(beacon_router)      # /js/caskalytics.js, /beacon/dropped, the beacon's start and stop
-_services: Services | None = None
-
-
-def services() -> Services:
-    global _services
-    if _services is None:
-        _services = Services()
-    return _services
-
-
-def require_token(request: Request, svc: Services = Depends(services)) -> None:
-    """Bearer token for read endpoints when `[api] token_env` names a set variable; without one, only
-    requests from this machine are answered."""
-    expected = svc.cfg.secret(svc.cfg.api.token_env)
-    if expected is None:
-        # No token configured: the read API is open to this machine only.
-        client = request.client.host if request.client else ""
-        if client not in ("127.0.0.1", "::1", "localhost", "testclient"):
-            raise HTTPException(401, f"set the variable named by [api] token_env ({svc.cfg.api.token_env}) "
-                                     "to serve read endpoints beyond localhost")
-        return
-    given = request.headers.get("authorization", "")
-    if not hmac.compare_digest(given.encode(), f"Bearer {expected}".encode()):
-        raise HTTPException(401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"})
+deps.start()      # the config is read now: a bad one stops the API with one line, before it listens
 
 
 @app.exception_handler(QueryError)
@@ -102,8 +72,8 @@ def _where(values: list[str]) -> dict[str, list[str]]:
 
 
 @app.get("/metrics", dependencies=[Depends(require_token)])
-def metric_catalog():
-    return {"metrics": queries.catalog()}
+def metric_catalog(svc: Services = Depends(services)):
+    return {"metrics": queries.catalog(svc.cfg)}
 
 
 @app.get("/metrics/{metric}", dependencies=[Depends(require_token)])
@@ -201,5 +171,4 @@ async def github_webhook(request: Request, svc: Services = Depends(services)):
 
 @app.on_event("shutdown")
 def close_reader() -> None:
-    if _services is not None:
-        _services.reader.close()
+    services().reader.close()

@@ -243,8 +243,8 @@ def stored_hits(warehouse: Path) -> int:
 def drainer(config_path: Path, env: dict, log: Path) -> subprocess.Popen:
     """The scheduler's beacon work as `scheduler.py run` does it: the inbox drain every 5 s, and the beacon
     job (the web.* rollups) every minute."""
-    code = ("import time, config, scheduler; from pipeline import Writer, drain_inbox, run_source\n"
-            "scheduler.yield_cpu_to_servers(); w = Writer(config.load()); cubed = time.time()\n"
+    code = ("import time, config, scheduler; from warehouse.writer import Writer; from scheduler import drain_inbox, run_source\n"
+            "scheduler.yield_cpu_to_servers(); w = Writer(collectors.load_config()); cubed = time.time()\n"
             "while True:\n"
             "    s = drain_inbox(w); print(time.strftime('%H:%M:%S'), s.line(), flush=True)\n"
             "    if time.time() - cubed >= 60:\n"
@@ -255,7 +255,7 @@ def drainer(config_path: Path, env: dict, log: Path) -> subprocess.Popen:
 
 def drained_hits(config_path: Path, env: dict) -> int:
     code = ("import config; from warehouse import lake\n"
-            "con = lake.connect(config.load(), read_only=True)\n"
+            "con = lake.connect(collectors.load_config(), read_only=True)\n"
             "print(con.execute('SELECT count(*), count(DISTINCT hit_id) FROM lake.raw_beacon').fetchone())")
     out = subprocess.run([PYTHON, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True).stdout
     rows, distinct = eval(out)   # noqa: S307 - our own child's tuple
@@ -313,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
     servers: list[Server] = []
     helpers: list[subprocess.Popen] = []
     try:
-        subprocess.run([PYTHON, "-c", "import config; from pipeline import Writer; Writer(config.load()).close()"],
+        subprocess.run([PYTHON, "-c", "import collectors; from warehouse.writer import Writer; Writer(collectors.load_config()).close()"],
                        cwd=ROOT, env=env, check=True)        # the lake exists before readers attach
         bare = start_server("bare", "bare_app:app", work, env, work / "bare.log")
         beacon = start_server("beacon", "api.main:app", ROOT, env, work / "beacon.log")

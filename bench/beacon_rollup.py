@@ -38,13 +38,14 @@ def main(argv: list[str] | None = None) -> int:
     (work / "config.toml").write_text(f'[warehouse]\ndir = "{work / "var"}"\ntimezone = "{args.timezone}"\n\n'
                                       f'[sources.beacon]\nsites = ["bench.example"]\n')
     os.environ["CASKALYTICS_CONFIG"] = str(work / "config.toml")
-    import config
+    import collectors
     from collectors.beacon import Hit, encode
-    from pipeline import Writer, drain_inbox
+    from scheduler import drain_inbox
+    from warehouse.writer import Writer
     from warehouse import cube
     from warehouse.state import State
 
-    cfg = config.load()
+    cfg = collectors.load_config()
     writer = Writer(cfg)
     visitors = max(1, args.hits // 8)
     try:

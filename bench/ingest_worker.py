@@ -4,7 +4,7 @@ wait4). Prints one JSON object on stdout: seconds, records, where the time went.
     python bench/ingest_worker.py s3 --warehouse DIR --endpoint URL --bucket NAME [--variant V ...]
     python bench/ingest_worker.py local --warehouse DIR --objects DIR [--variant V ...]
 
-`s3` is the real path: `pipeline.run_source(Writer(cfg), "s3_access_logs")` lists the bucket, downloads the
+`s3` is the real path: `scheduler.run_source(Writer(cfg), "s3_access_logs")` lists the bucket, downloads the
 log objects, parses, dedupes, stores in DuckLake and updates the cube. `local` runs the same collector and
 commit code with S3 taken out: the listing comes from a local folder and the parser reads the local files
 where they are (parse + store only). `--variant` applies an experiment from `bench/variants.py`.
@@ -26,7 +26,9 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import config  # noqa: E402
-import pipeline  # noqa: E402
+import collectors
+import scheduler  # noqa: E402
+from warehouse.writer import Writer  # noqa: E402
 from collectors import s3_access_logs, s3_logparse  # noqa: E402
 from warehouse import cube, ingest  # noqa: E402
 
@@ -134,7 +136,7 @@ def use_local_objects(root: Path) -> None:
 def make_config(args) -> config.Config:
     source = {"bucket": args.bucket, "prefix": "logs/", "access_key_id_env": KEY_ENV,
               "secret_access_key_env": SECRET_ENV, "endpoint_url": args.endpoint or ""}
-    return config.from_dict({"warehouse": {"dir": str(args.warehouse), "timezone": TIMEZONE},
+    return collectors.config_from_dict({"warehouse": {"dir": str(args.warehouse), "timezone": TIMEZONE},
                              "sources": {"s3_access_logs": source}}, args.warehouse / "config.toml")
 
 
@@ -161,11 +163,11 @@ def main() -> None:
 
     cfg = make_config(args)
     start, cpu = time.perf_counter(), time.process_time()
-    writer = phases.measure("open writer", lambda: pipeline.Writer(cfg))
+    writer = phases.measure("open writer", lambda: Writer(cfg))
     for change in after_open:
         change(writer)
     phases.running[0] = "collector, other"
-    summary = pipeline.run_source(writer, "s3_access_logs")
+    summary = scheduler.run_source(writer, "s3_access_logs")
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     phases.stop()
 

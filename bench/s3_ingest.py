@@ -5,7 +5,7 @@ Targets (from the issue): at least 5x GoAccess's lines/s, and peak memory under 
 1. Generate N lines (seeded; cached under bench/out/) as one file and as S3-sized log objects.
 2. GoAccess on the file: `goaccess FILE --log-format=AWSS3 ... -o report.json`.
 3. Caskalytics, S3 end to end: the objects are uploaded to a moto server (not timed), then a fresh process
-   runs `pipeline.run_source(Writer(cfg), "s3_access_logs")` on an empty warehouse: list, download, parse,
+   runs `scheduler.run_source(Writer(cfg), "s3_access_logs")` on an empty warehouse: list, download, parse,
    dedupe, DuckLake storage and the cube update.
 4. Caskalytics, local files: the same code with S3 taken out (parse + store + cube).
 5. Again end to end on a larger file, for peak memory: it should not grow with the input.

@@ -1,31 +1,48 @@
-"""One module per source behind the small interface in `base.py`.
+"""The one registry of sources: each collector module declares everything about its source in `SOURCE`
+(`collectors.base.Source`), and one line here makes it part of Caskalytics.
 
-`REGISTRY` maps each source name to its module and class; adding a source means one module and one entry.
+`load_config()` reads config.toml with every registered source's settings model and attaches the catalog of
+their tables and metrics (`cfg.catalog`), which the warehouse, the API, the dashboard and the alerts read.
 """
 from __future__ import annotations
 
-import importlib
+from pathlib import Path
+from typing import Any
 
-from collectors.base import Collector
+import config
+from collectors import beacon, github, linkedin, meltwater, s3_access_logs, salesforce, seo, twitter, youtube
+from collectors.base import Source
+from warehouse.catalog import Catalog
 
-REGISTRY = {
-    "s3_access_logs": "collectors.s3_access_logs:S3AccessLogs",
-    "github": "collectors.github:GitHub",
-    "salesforce": "collectors.salesforce:Salesforce",
-    "beacon": "collectors.beacon:Beacon",
-    "linkedin": "collectors.linkedin:LinkedIn",
-    "meltwater": "collectors.meltwater:Meltwater",
-    "seo": "collectors.seo:Seo",
-    "youtube": "collectors.youtube:YouTube",
-    "twitter": "collectors.twitter:Twitter",
-}
+SOURCES: dict[str, Source] = {source.name: source for source in [
+    salesforce.SOURCE,
+    beacon.SOURCE,
+    youtube.SOURCE,
+    linkedin.SOURCE,
+    twitter.SOURCE,
+    meltwater.SOURCE,
+    seo.SOURCE,
+    github.SOURCE,
+    s3_access_logs.SOURCE,
+]}
 
 
-def get(source: str) -> Collector | None:
-    """The collector for `source`, or None when none is built yet. Imported on demand, so a source's
-    client libraries load only when that source runs."""
-    target = REGISTRY.get(source)
-    if target is None:
-        return None
-    module, cls = target.split(":")
-    return getattr(importlib.import_module(module), cls)()
+def register(source: Source) -> None:
+    """Add a source at run time (tests and extensions); production sources are listed in SOURCES."""
+    if source.name in SOURCES:
+        raise ValueError(f"a source named {source.name} is already registered")
+    SOURCES[source.name] = source
+
+
+def load_config(path: str | Path | None = None) -> config.Config:
+    """The config at `path` (default $CASKALYTICS_CONFIG or ./config.toml), validated and ready to use."""
+    data, path = config.read_toml(path)
+    return config_from_dict(data, path)
+
+
+def config_from_dict(data: dict[str, Any], path: str | Path = "config.toml") -> config.Config:
+    cfg = config.from_dict(data, path, {name: source.settings for name, source in SOURCES.items()})
+    cfg._catalog = Catalog(SOURCES.values())
+    if cfg.demo.simulators:
+        cfg._demo_secrets = {name: value for source in SOURCES.values() for name, value in source.demo.secrets.items()}
+    return cfg

@@ -2,8 +2,8 @@
 
 The API's edge (`api/beacon.py`) validates each hit and stores it in the inbox before it answers; this
 module owns the inbox format both ways (`encode` for the edge and the demo seeding, `deliveries_batch` for
-the scheduler's drain). There is nothing to poll: `Beacon.collect` yields no batches, and its scheduled run
-exists to bring the web.* rollups up to date (see CUBE_AFTER_DRAIN).
+the scheduler's drain). There is nothing to poll: the source's schedule brings the web.* rollups up to date
+(`SOURCE.scheduled`).
 
 One inbox row = one accepted hit: `dedupe_key` is the hit id made at receive time (the natural key of
 `raw_beacon`), `body` the JSON of a `Hit`. A row that cannot be read goes to quarantine with the reason and
@@ -11,25 +11,56 @@ never blocks the rows behind it.
 """
 from __future__ import annotations
 
+import re
 import json
 import logging
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, fields
-from datetime import date, datetime, timezone
+from datetime import datetime, timezone
 from json.encoder import encode_basestring as json_string    # quotes and escapes, as json.dumps(ensure_ascii=False)
-from typing import Any
+from typing import Any, Literal
 
-from collectors.base import Batch, Context, Rejected
+from pydantic import Field, field_validator
+from collectors.base import Batch, Demo, Inbox, Malformed, ROLLUP, Rejected, Source
+from config import SourceConfig
+from warehouse.catalog import COUNTER, DISTINCT, FROM_EARLIEST, Metric, RawTable
+from warehouse.metrics import BEACON_FIRST_HOURS, beacon_sql
 
 log = logging.getLogger("caskalytics.collectors.beacon")
 UTC = timezone.utc
-INBOX_KEEP_DAYS = 0        # drained hits leave the inbox at once: the lake has them, keyed by hit id
-# The drain (every 5 s) only lands hits in raw_beacon; recounting a year of distinct visitors takes seconds,
-# so the web.* rollups are brought up to date by the scheduled collect job ([sources.beacon] schedule,
-# every minute by default), which ends with the cube update like every collect.
-CUBE_AFTER_DRAIN = False
 TABLE = "raw_beacon"
+
+
+class BeaconConfig(SourceConfig):
+    """The web beacon (`/api/event`, `/b.gif`): which sites' hits count, and how visitors and blog views are
+    told apart. Hits arrive through the inbox (drained every 5 s); `schedule` is how often the web.* rollups
+    are brought up to date."""
+    sites: list[str]                        # host names, e.g. ["cask.co"]; a leading "www." is ignored
+    blog_prefixes: list[str] = ["/blog/"]   # page views of paths starting with one of these are blog views
+    session_minutes: int = Field(default=30, ge=1, le=1440)    # inactivity that ends a session
+    visitor_days: int = Field(default=395, ge=1, le=3650)      # the snippet's visitor id lives this long after a visit
+    visitor_storage: Literal["localStorage", "cookie"] = "localStorage"    # where the snippet keeps that id
+    schedule: str = "every 1 minutes"       # how often the web.* rollups catch up with the drained hits
+
+    @field_validator("sites")
+    @classmethod
+    def host_names(cls, value: list[str]) -> list[str]:
+        hosts = [host.strip().lower().removeprefix("www.") for host in value]
+        for host in hosts:
+            if not re.fullmatch(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*", host):
+                raise ValueError(f"host names such as 'cask.co' (no scheme, port or path), got {host!r}")
+        if not hosts:
+            raise ValueError("at least one site")
+        return hosts
+
+    @field_validator("blog_prefixes")
+    @classmethod
+    def path_prefixes(cls, value: list[str]) -> list[str]:
+        for prefix in value:
+            if not prefix.startswith("/"):
+                raise ValueError(f"path prefixes starting with '/', such as '/blog/', got {prefix!r}")
+        return value
 
 
 @dataclass
@@ -60,9 +91,6 @@ def encode(hit: Hit) -> bytes:
     return ("{" + ",".join([f'"{name}":{"null" if value is None else json_string(value)}'
                             for name, value in vars(hit).items()]) + "}").encode()
 
-
-class Malformed(ValueError):
-    """An inbox row that is not a hit as `encode` writes it; the message says what is wrong."""
 
 
 def hit_record(row: sqlite3.Row) -> dict[str, Any]:
@@ -105,12 +133,41 @@ def deliveries_batch(rows: Iterable[sqlite3.Row]) -> Batch:
                  rejected=rejected, label=f"inbox rows {rows[0]['id']}..{last_id}" if rows else "")
 
 
-class Beacon:
-    """Hits reach the lake through the inbox drain (`pipeline.drain_inbox`); there is nothing to poll."""
-    name = "beacon"
 
-    def collect(self, ctx: Context, cursor: dict | None) -> Iterator[Batch]:
-        return iter(())
 
-    def backfill(self, ctx: Context, start: date, end: date) -> Iterator[Batch]:
-        return iter(())
+SOURCE = Source(
+    name="beacon",
+    settings=BeaconConfig,
+    collector=None,               # hits arrive through the inbox: nothing to poll
+    tables=(
+        RawTable(
+            "raw_beacon",
+            "ts TIMESTAMPTZ, hit_id VARCHAR, site VARCHAR, name VARCHAR, path VARCHAR, visitor_id VARCHAR, via VARCHAR, "
+            "referrer VARCHAR, utm_source VARCHAR, utm_medium VARCHAR, utm_campaign VARCHAR, utm_term VARCHAR, "
+            "utm_content VARCHAR",
+            key=("hit_id",),
+            same_key_same_ts=True,
+        ),
+    ),
+    metrics=(
+        Metric("web.pageviews", COUNTER, ("path",), "Page views (beacon hits named pageview) by page path",
+               sql=lambda cfg: beacon_sql(cfg, "web.pageviews")),
+        Metric("web.sessions", COUNTER, (),
+               "Visits: a visitor's hits less than [sources.beacon] session_minutes apart; counted where they start",
+               sql=lambda cfg: beacon_sql(cfg, "web.sessions")),
+        Metric("web.visitors", DISTINCT, (), "Unique visitors with a hit in the period"),
+        Metric("web.new_visitors", DISTINCT, (), "Visitors whose first hit ever falls in the period"),
+        Metric("web.returning_visitors", DISTINCT, (), "Visitors in the period first seen before it"),
+        Metric("web.blog_views", COUNTER, (), "Page views of paths under [sources.beacon] blog_prefixes",
+               sql=lambda cfg: beacon_sql(cfg, "web.blog_views")),
+    ),
+    # A late hit can change later hours' session starts and which hit is a visitor's first.
+    recompute=FROM_EARLIEST,
+    first_seen_sql=BEACON_FIRST_HOURS,
+    # Drained hits leave the inbox at once (the lake has them, keyed by hit id). The drain (every 5 s) only
+    # lands hits in raw_beacon; recounting a year of distinct visitors takes seconds, so the web.* rollups are
+    # brought up to date on [sources.beacon] schedule (every minute by default) instead.
+    inbox=Inbox(deliveries_batch, keep_days=0, cube_after_drain=False),
+    scheduled=ROLLUP,
+    demo=Demo("beacon"),
+)

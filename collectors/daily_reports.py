@@ -17,6 +17,7 @@ from typing import Any
 
 import requests
 
+from collectors.base import Malformed
 from collectors.http import http_date
 
 UTC = timezone.utc
@@ -67,9 +68,6 @@ def parse_day(value: object) -> date | None:
 # -- defensive field access ---------------------------------------------------------------------------------
 MAX_BIGINT = 2**63 - 1
 
-
-class Malformed(ValueError):
-    """A field we need is missing or not what the API documents; the message names it."""
 
 
 def field(obj: Any, *path: str) -> Any:

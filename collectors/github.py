@@ -24,6 +24,7 @@ list is always read whole, because the star count is reconstructed from it.
 """
 from __future__ import annotations
 
+import re
 import json
 import logging
 import sqlite3
@@ -36,9 +37,12 @@ from zoneinfo import ZoneInfo
 
 import requests
 
+from pydantic import field_validator
 from collectors import http
-from collectors.base import Batch, Context, Rejected, SourceError, quarantine_text
-from config import GithubConfig
+from collectors.base import Batch, Context, Demo, Inbox, Malformed, Rejected, Source, SourceError, quarantine_text
+from config import SourceConfig
+from warehouse.catalog import COUNTER, FROM_EARLIEST, GAUGE, Metric, RawTable
+from warehouse.metrics import github_sql
 
 log = logging.getLogger("caskalytics.collectors.github")
 UTC = timezone.utc
@@ -55,8 +59,21 @@ MAX_BIGINT = 2**63 - 1
 KNOWN_EVENTS = ("star", "watch", "fork", "pull_request", "release")
 
 
-class Malformed(ValueError):
-    """A field we need is missing or not what GitHub documents; the message names it."""
+class GithubConfig(SourceConfig):
+    repos: list[str]
+    api_url: str = "https://api.github.com"
+    token_env: str = "GITHUB_TOKEN"
+    webhook_secret_env: str = "GITHUB_WEBHOOK_SECRET"
+    schedule: str = "every 1 hour"
+
+    @field_validator("repos")
+    @classmethod
+    def owner_slash_name(cls, value: list[str]) -> list[str]:
+        for repo in value:
+            if not re.fullmatch(r"[\w.-]+/[\w.-]+", repo):
+                raise ValueError(f"repositories as 'owner/name', got {repo!r}")
+        return value
+
 
 
 # -- defensive field access ---------------------------------------------------------------------------------
@@ -416,7 +433,6 @@ def _newest(rows: list[dict], previous: datetime | None) -> datetime | None:
 
 
 class GitHub:
-    name = "github"
 
     def collect(self, ctx: Context, cursor: dict | None) -> Iterator[Batch]:
         settings: GithubConfig = ctx.settings
@@ -472,3 +488,41 @@ class GitHub:
         if missing:
             raise SourceError(f"GitHub has no repository {', '.join(missing)} at {settings.api_url} (404): check "
                               f"[sources.github] repos, and for a private repository {hint}")
+
+
+SOURCE = Source(
+    name="github",
+    settings=GithubConfig,
+    collector=GitHub,
+    tables=(
+        RawTable(
+            "raw_github_events",
+            "ts TIMESTAMPTZ, delivery_id VARCHAR, event VARCHAR, action VARCHAR, repo VARCHAR, sender VARCHAR, "
+            "stars BIGINT, forks BIGINT, watchers BIGINT, item_id BIGINT, payload JSON",
+            key=("delivery_id",),
+        ),
+        RawTable(
+            "raw_github_snapshots",
+            "ts TIMESTAMPTZ, repo VARCHAR, stars BIGINT, forks BIGINT, watchers BIGINT, open_issues BIGINT",
+            key=("repo", "ts"),
+        ),
+        RawTable("raw_github_stargazers", "ts TIMESTAMPTZ, repo VARCHAR, login VARCHAR", key=("repo", "login", "ts")),
+        RawTable("raw_github_pulls", "ts TIMESTAMPTZ, repo VARCHAR, number BIGINT", key=("repo", "number")),
+        RawTable("raw_github_releases", "ts TIMESTAMPTZ, repo VARCHAR, release_id BIGINT, tag VARCHAR", key=("repo", "release_id")),
+    ),
+    metrics=(
+        Metric("github.stars", GAUGE, ("repo",), "Stargazers of the repository",
+               sql=lambda cfg: github_sql("github.stars")),
+        Metric("github.forks", GAUGE, ("repo",), "Forks of the repository",
+               sql=lambda cfg: github_sql("github.forks")),
+        Metric("github.watchers", GAUGE, ("repo",), "Watchers (subscribers) of the repository",
+               sql=lambda cfg: github_sql("github.watchers")),
+        Metric("github.pull_requests_opened", COUNTER, ("repo",), "Pull requests opened",
+               sql=lambda cfg: github_sql("github.pull_requests_opened")),
+        Metric("github.releases", COUNTER, ("repo",), "Releases published",
+               sql=lambda cfg: github_sql("github.releases")),
+    ),
+    recompute=FROM_EARLIEST,     # stars between webhooks are reconstructed from the cumulative stargazer history
+    inbox=Inbox(deliveries_batch, keep_days=30),      # kept a month to dedupe GitHub's redeliveries
+    demo=Demo("github", secrets={"GITHUB_WEBHOOK_SECRET": "demo-webhook-secret"}),
+)

@@ -16,7 +16,7 @@ from typing import Any
 import requests
 
 from collectors.base import SourceError
-from retry import Retryable, parse_retry_after, retry
+from warehouse.retry import Retryable, parse_retry_after, retry
 
 DEFAULT_TIMEOUT = 30.0     # seconds for connect and for each read; a hung server must not hang the scheduler
 ATTEMPTS = 5

@@ -19,6 +19,7 @@ last 12 months only: a first run and a backfill start no earlier than that, what
 """
 from __future__ import annotations
 
+import re
 import logging
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta, timezone
@@ -26,15 +27,47 @@ from urllib.parse import quote, urljoin, urlsplit
 
 import requests
 
+from pydantic import Field, field_validator
 from collectors import http
-from collectors.base import Batch, Context, Rejected, SourceError, quarantine_text
-from collectors.daily_reports import Malformed, chunks, count, days_to_ask, field, parse_day, server_now, stamp
-from config import LinkedinConfig
+from collectors.base import Batch, Context, Demo, Malformed, Rejected, Source, SourceError, quarantine_text
+from collectors.daily_reports import chunks, count, days_to_ask, field, parse_day, server_now, stamp
+from config import SourceConfig
+from warehouse.awareness_sql import linkedin_followers_sql
+from warehouse.catalog import ALL_HOURS, GAUGE, Metric, RawTable
+from warehouse.metrics import AFFECTED
 
 log = logging.getLogger("caskalytics.collectors.linkedin")
 UTC = timezone.utc
 DAY_MS = 86_400_000
 RETENTION_DAYS = 364          # LinkedIn answers time-bound statistics for the last 12 months; keep a day's margin
+
+
+class LinkedinConfig(SourceConfig):
+    """An organization page's follower count (networkSizes) and its daily follower gains
+    (organizationalEntityFollowerStatistics), read with the access token of a page ADMINISTRATOR (scope
+    rw_organization_admin). LinkedIn serves daily statistics for the last 12 months only."""
+    organization_id: str                        # the number in urn:li:organization:<id>
+    api_url: str = "https://api.linkedin.com"
+    linkedin_version: str = "202610"            # the LinkedIn-Version header (YYYYMM); LinkedIn sunsets old ones
+    access_token_env: str = "LINKEDIN_ACCESS_TOKEN"
+    schedule: str = "every 6 hours"
+    chunk_days: int = Field(default=30, ge=1)
+    late_days: int = Field(default=3, ge=0)     # recent days LinkedIn may still fill in: re-asked every run
+
+    @field_validator("organization_id")
+    @classmethod
+    def numeric_id(cls, value: str) -> str:
+        value = value.removeprefix("urn:li:organization:")
+        if not value.isdigit():
+            raise ValueError(f"the organization's numeric id (from urn:li:organization:<id>), got {value!r}")
+        return value
+
+    @field_validator("linkedin_version")
+    @classmethod
+    def year_month(cls, value: str) -> str:
+        if not re.fullmatch(r"20\d\d(0[1-9]|1[0-2])", value):
+            raise ValueError(f"a LinkedIn API version as YYYYMM such as '202511', got {value!r}")
+        return value
 
 
 class LinkedInApi:
@@ -164,7 +197,6 @@ def oldest_served(today: date) -> date:
 
 
 class LinkedIn:
-    name = "linkedin"
 
     def collect(self, ctx: Context, cursor: dict | None) -> Iterator[Batch]:
         settings: LinkedinConfig = ctx.settings
@@ -210,3 +242,23 @@ class LinkedIn:
                     gains, rejected = unusable.rows, unusable.rejected
                 yield Batch({"raw_linkedin_follower_gains": gains}, cursor=None, rejected=rejected,
                             progress=(index, len(plan)), label=f"{chunk_first}..{chunk_last}")
+
+
+SOURCE = Source(
+    name="linkedin",
+    settings=LinkedinConfig,
+    collector=LinkedIn,
+    tables=(
+        # Exact follower counts (ts = the API's clock) and daily gains (ts = 12:00 UTC of the day; every fetch
+        # kept, the latest counts).
+        RawTable("raw_linkedin_followers", "ts TIMESTAMPTZ, organization VARCHAR, followers BIGINT", key=("organization", "ts")),
+        RawTable("raw_linkedin_follower_gains", "ts TIMESTAMPTZ, organization VARCHAR, organic_gain BIGINT, " "paid_gain BIGINT, fetched_at TIMESTAMPTZ", key=("organization", "ts", "fetched_at")),
+    ),
+    metrics=(
+        Metric("linkedin.followers", GAUGE, (),
+               "Followers of the LinkedIn page: exact when polled, earlier days reconstructed from daily gains",
+               sql=lambda cfg: linkedin_followers_sql(cfg, AFFECTED)),
+    ),
+    recompute=ALL_HOURS,         # each exact count re-anchors the reconstructed history
+    demo=Demo("linkedin", secrets={"DEMO_LINKEDIN_ACCESS_TOKEN": "demo-linkedin-token"}),
+)

@@ -16,6 +16,9 @@ config gets its own first-run history. A brand whose saved search the account do
 """
 from __future__ import annotations
 
+import re
+from typing import Any
+
 import json
 import logging
 from collections.abc import Iterator
@@ -25,14 +28,46 @@ from zoneinfo import ZoneInfo
 
 import requests
 
+from pydantic import Field, field_validator
 from collectors import http
-from collectors.base import Batch, Context, Rejected, SourceError, quarantine_text
-from collectors.daily_reports import Malformed, chunks, count, days_to_ask, field, parse_day, server_now, stamp
-from config import MeltwaterConfig
+from collectors.base import Batch, Context, Demo, Malformed, Rejected, Source, SourceError, quarantine_text
+from collectors.daily_reports import chunks, count, days_to_ask, field, parse_day, server_now, stamp
+from config import SourceConfig
+from warehouse.catalog import COUNTER, Metric, observation_table
+from warehouse.metrics import observation_sql
 
 log = logging.getLogger("caskalytics.collectors.meltwater")
 UTC = timezone.utc
 METRIC = "meltwater.mentions"
+
+
+class MeltwaterConfig(SourceConfig):
+    """Daily mention counts of one Meltwater saved search per brand (GET /v3/analytics/{searchId})."""
+    brands: dict[str, str]     # brand -> saved search id, or a list of {brand = ..., search_id = ...} tables
+    api_url: str = "https://api.meltwater.com"
+    api_key_env: str = "MELTWATER_API_KEY"
+    schedule: str = "every 1 hour"
+    chunk_days: int = Field(default=30, ge=1)
+    late_days: int = Field(default=3, ge=0)     # Meltwater keeps indexing a day's documents for a while
+
+    @field_validator("brands", mode="before")
+    @classmethod
+    def mapping_or_tables(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            if not all(isinstance(t, dict) and set(t) == {"brand", "search_id"} for t in value):
+                raise ValueError("a table {cask = \"<search id>\", ...} or a list of {brand, search_id} tables")
+            return {str(t["brand"]): str(t["search_id"]) for t in value}
+        return value
+
+    @field_validator("brands")
+    @classmethod
+    def brand_names_and_ids(cls, value: dict[str, str]) -> dict[str, str]:
+        if not value:
+            raise ValueError("at least one brand and its saved search id")
+        for brand, search_id in value.items():
+            if not re.fullmatch(r"[\w.-]+", brand) or not search_id.strip().isdigit():
+                raise ValueError(f"brand = \"<numeric saved search id>\", got {brand} = {search_id!r}")
+        return {brand: search_id.strip() for brand, search_id in value.items()}
 
 
 class MeltwaterApi:
@@ -131,7 +166,6 @@ def _query(params: dict) -> str:
 
 
 class Meltwater:
-    name = "meltwater"
 
     def collect(self, ctx: Context, cursor: dict | None) -> Iterator[Batch]:
         settings: MeltwaterConfig = ctx.settings
@@ -193,3 +227,18 @@ def _missing_message(brands: list[str], settings: MeltwaterConfig) -> str:
     named = ", ".join(f"{b} ({settings.brands[b]})" for b in brands)
     return (f"Meltwater has no saved search {named} for this API key: check [sources.meltwater] brands "
             f"(brand = \"<saved search id>\"; GET /v3/searches lists the account's searches)")
+
+
+SOURCE = Source(
+    name="meltwater",
+    settings=MeltwaterConfig,
+    collector=Meltwater,
+    tables=(
+        observation_table("meltwater"),
+    ),
+    metrics=(
+        Metric("meltwater.mentions", COUNTER, ("brand",), "Mentions found by the brand's Meltwater search",
+               sql=lambda cfg: observation_sql("raw_meltwater", "meltwater.mentions", COUNTER)),
+    ),
+    demo=Demo("meltwater", secrets={"DEMO_MELTWATER_API_KEY": "demo-meltwater-key"}),
+)

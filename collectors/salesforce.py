@@ -23,22 +23,26 @@ goes to quarantine with the reason; the rest of its page is stored.
 """
 from __future__ import annotations
 
+import re
 import json
 import logging
 from collections.abc import Callable, Iterator
 from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 import requests
 from simple_salesforce import Salesforce as SalesforceClient
 from simple_salesforce.exceptions import SalesforceError, SalesforceExpiredSession
 
+from pydantic import Field, field_validator
 from collectors import http
-from collectors.base import Batch, Context, Rejected, SourceError, quarantine_text
-from config import SalesforceConfig
-from retry import Retryable, parse_retry_after, retry
+from collectors.base import Batch, Context, Demo, Malformed, Rejected, Source, SourceError, quarantine_text
+from config import SourceConfig
+from warehouse.catalog import COUNTER, Metric, RawTable
+from warehouse.metrics import salesforce_sql
+from warehouse.retry import Retryable, parse_retry_after, retry
 
 log = logging.getLogger("caskalytics.collectors.salesforce")
 UTC = timezone.utc
@@ -50,8 +54,33 @@ OPPORTUNITY_FIELDS = ("Id", "SystemModstamp", "CreatedDate", "LastModifiedDate",
 SECTION = "[sources.salesforce]"
 
 
-class Malformed(ValueError):
-    """A field we need is missing or not what Salesforce documents; the message names it."""
+class SalesforceConfig(SourceConfig):
+    """OAuth 2.0 against `login_url` (client-credentials, or username-password), then SOQL over REST.
+    Lead stages: a lead is an inquiry / MQL from the first time its Status is one of the listed values, or
+    the named Lead field (a date, datetime or checkbox, e.g. a custom MQL_Date__c) is set."""
+    login_url: str = "https://login.salesforce.com"     # token endpoint: <login_url>/services/oauth2/token
+    grant_type: Literal["client_credentials", "password"] = "client_credentials"
+    client_id_env: str = "SALESFORCE_CLIENT_ID"
+    client_secret_env: str = "SALESFORCE_CLIENT_SECRET"
+    username: str = ""                                   # password grant only
+    password_env: str = "SALESFORCE_PASSWORD"            # password grant: password + security token
+    instance_url: str = ""                               # "" = the instance_url the token answer names
+    api_version: str = "59.0"
+    ca_bundle: str = ""                                  # PEM file of CAs to trust; "" = the system CAs
+    inquiry_statuses: list[str] = ["Working - Contacted", "Closed - Converted"]
+    mql_statuses: list[str] = ["Closed - Converted"]
+    inquiry_field: str = ""
+    mql_field: str = ""
+    status_history: bool = True          # read LeadHistory (Status tracked) to date stages reached between runs
+    overlap_minutes: int = Field(default=5, ge=0)       # re-read: SystemModstamp can commit slightly late
+
+    @field_validator("inquiry_field", "mql_field")
+    @classmethod
+    def api_field_name(cls, value: str) -> str:
+        if value and not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", value):
+            raise ValueError(f"a Lead field API name such as 'MQL_Date__c', got {value!r}")
+        return value
+
 
 
 # -- Salesforce values -> Python --------------------------------------------------------------------------
@@ -381,7 +410,6 @@ def _last_line(message: str) -> str:
 
 # -- the collector ----------------------------------------------------------------------------------------
 class Salesforce:
-    name = "salesforce"
 
     def collect(self, ctx: Context, cursor: dict | None) -> Iterator[Batch]:
         settings: SalesforceConfig = ctx.settings
@@ -470,3 +498,45 @@ def _windows(start: datetime, end: datetime, step: timedelta) -> Iterator[tuple[
         high = min(low + step, end)
         yield low, high
         low = high
+
+
+SOURCE = Source(
+    name="salesforce",
+    settings=SalesforceConfig,
+    collector=Salesforce,
+    tables=(
+        # Every version of a record (ts = SystemModstamp); a new version of an old record changes the hour it
+        # was created in. Status changes come from LeadHistory (ts = when the status changed; the status a lead
+        # was created with is a row at its CreatedDate with old_status NULL).
+        RawTable(
+            "raw_salesforce_leads",
+            "ts TIMESTAMPTZ, id VARCHAR, created_date TIMESTAMPTZ, last_modified_date TIMESTAMPTZ, status VARCHAR, "
+            "is_converted BOOLEAN, converted_date DATE, lead_source VARCHAR, inquiry_field_at TIMESTAMPTZ, "
+            "mql_field_at TIMESTAMPTZ, record JSON",
+            key=("id", "ts"), also_affects=("created_date", "inquiry_field_at", "mql_field_at"),
+        ),
+        RawTable("raw_salesforce_lead_status_changes", "ts TIMESTAMPTZ, id VARCHAR, old_status VARCHAR, new_status VARCHAR",
+                 key=("id", "ts", "new_status")),
+        RawTable(
+            "raw_salesforce_opportunities",
+            "ts TIMESTAMPTZ, id VARCHAR, created_date TIMESTAMPTZ, last_modified_date TIMESTAMPTZ, name VARCHAR, "
+            "stage_name VARCHAR, amount DOUBLE, probability DOUBLE, close_date DATE, is_closed BOOLEAN, "
+            "is_won BOOLEAN, lead_source VARCHAR, account_name VARCHAR, record JSON",
+            key=("id", "ts"), also_affects=("created_date",),
+        ),
+    ),
+    metrics=(
+        Metric("salesforce.raw_leads", COUNTER, (), "Leads created (by CreatedDate)",
+               sql=lambda cfg: salesforce_sql(cfg, "salesforce.raw_leads")),
+        Metric("salesforce.inquiries", COUNTER, (),
+               "Leads that became inquiries ([sources.salesforce] inquiry_statuses / inquiry_field), when they did",
+               sql=lambda cfg: salesforce_sql(cfg, "salesforce.inquiries")),
+        Metric("salesforce.mqls", COUNTER, (),
+               "Leads that became marketing-qualified ([sources.salesforce] mql_statuses / mql_field), when they did",
+               sql=lambda cfg: salesforce_sql(cfg, "salesforce.mqls")),
+        Metric("salesforce.opportunities", COUNTER, (), "Opportunities created (by CreatedDate)",
+               sql=lambda cfg: salesforce_sql(cfg, "salesforce.opportunities")),
+    ),
+    demo=Demo("salesforce", secrets={"DEMO_SALESFORCE_CLIENT_ID": "demo-connected-app",
+                                     "DEMO_SALESFORCE_CLIENT_SECRET": "demo"}),
+)

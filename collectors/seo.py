@@ -18,19 +18,66 @@ domain a host name (a URL is reduced to its host; "www." dropped; lower-case); p
 the reason and its origin (API page or "file.csv:line").
 """
 from __future__ import annotations
+from typing import Literal
 
 import re
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta, timezone
 from urllib.parse import urlsplit
 
-from collectors.base import Batch, Context, Rejected, quarantine_text
-from collectors.daily_reports import Malformed, stamp
+from pydantic import Field, field_validator
+from collectors.base import Batch, Context, Demo, Malformed, Rejected, Source, quarantine_text
+from collectors.daily_reports import stamp
 from collectors.seo_providers import Chunk, provider_for
+from config import SourceConfig
+from warehouse.awareness_sql import seo_share_of_voice_sql
+from warehouse.catalog import GAUGE, Metric, RawTable
+from warehouse.metrics import AFFECTED
 
 UTC = timezone.utc
 HOST = re.compile(r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)+")
 MAX_POSITION = 1000
+
+
+class SeoConfig(SourceConfig):
+    """Keyword rankings from a rank tracker through one provider: "api" (the JSON API described in
+    collectors/seo_providers.py) or "csv" (files dropped into `import_dir`, each imported once)."""
+    provider: Literal["api", "csv"] = "api"
+    brands: dict[str, list[str]]                # brand -> its domains, e.g. cask = ["cask.co", "cdap.io"]
+    api_url: str = Field(default="", validate_default=True)
+    api_key_env: str = "SEO_API_KEY"
+    project: str = Field(default="", validate_default=True)
+    import_dir: str = Field(default="", validate_default=True)    # relative paths: to the config file
+    schedule: str = "every 6 hours"
+    chunk_days: int = Field(default=14, ge=1)
+    late_days: int = Field(default=1, ge=0)     # the last day a tracker reported may still be growing
+
+    @field_validator("brands")
+    @classmethod
+    def brand_domains(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        if not value:
+            raise ValueError("at least one brand and its domains")
+        cleaned = {}
+        for brand, domains in value.items():
+            cleaned[brand] = [d.strip().lower().removeprefix("www.") for d in domains]
+            if not re.fullmatch(r"[\w.-]+", brand) or not domains or not all(
+                    re.fullmatch(r"[a-z0-9-]+(\.[a-z0-9-]+)+", d) for d in cleaned[brand]):
+                raise ValueError(f"brand = [\"domain.com\", ...], got {brand} = {domains!r}")
+        return cleaned
+
+    @field_validator("api_url", "project")
+    @classmethod
+    def needed_by_the_api_provider(cls, value: str, info) -> str:
+        if info.data.get("provider") == "api" and not value.strip():
+            raise ValueError(f"a value when provider = \"api\" ({info.field_name} of your rank tracker's API)")
+        return value.strip()
+
+    @field_validator("import_dir")
+    @classmethod
+    def needed_by_the_csv_provider(cls, value: str, info) -> str:
+        if info.data.get("provider") == "csv" and not value.strip():
+            raise ValueError("the folder CSV files are dropped into, when provider = \"csv\"")
+        return value.strip()
 
 
 def _whole_number(value: object, name: str, low: int, high: int) -> int:
@@ -98,7 +145,6 @@ def _batch(chunk: Chunk, provider: str) -> Batch:
 
 
 class Seo:
-    name = "seo"
 
     def collect(self, ctx: Context, cursor: dict | None) -> Iterator[Batch]:
         provider = provider_for(ctx)
@@ -115,3 +161,24 @@ class Seo:
                 yield _batch(chunk, provider.name)
         finally:
             provider.close()
+
+
+SOURCE = Source(
+    name="seo",
+    settings=SeoConfig,
+    collector=Seo,
+    tables=(
+        # Keyword rankings (ts = 12:00 UTC of `date`); a (day, keyword, domain) is kept as first reported.
+        RawTable("raw_seo", "ts TIMESTAMPTZ, date DATE, keyword VARCHAR, domain VARCHAR, position INTEGER, "
+            "search_volume BIGINT, provider VARCHAR, origin VARCHAR", key=("ts", "keyword", "domain", "provider"),
+            same_key_same_ts=True),
+        # CSV files already imported (by name and content): each file once, a corrected copy again.
+        RawTable("seo_files_read", "name VARCHAR, sha256 VARCHAR, rows BIGINT, rejected BIGINT", key=("name", "sha256"), time_partitioned=False),
+    ),
+    metrics=(
+        Metric("seo.share_of_voice", GAUGE, ("brand",),
+               "Percent of the configured brands' estimated organic clicks (search volume x CTR of the position)",
+               sql=lambda cfg: seo_share_of_voice_sql(cfg, AFFECTED), additive_dims=False),
+    ),
+    demo=Demo("seo", secrets={"DEMO_SEO_API_KEY": "demo-seo-key"}),
+)

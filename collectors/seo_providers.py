@@ -24,6 +24,8 @@ under another name and renaming, so a half-written file is never read.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import csv
 import hashlib
 import io
@@ -38,7 +40,9 @@ import requests
 from collectors import http
 from collectors.base import Context, Rejected, SourceError, quarantine_text
 from collectors.daily_reports import chunks, days_to_ask, parse_day, server_now
-from config import SeoConfig
+
+if TYPE_CHECKING:     # the settings model lives in the source's own module, which imports this one
+    from collectors.seo import SeoConfig
 
 PAGE_SIZE = 1000
 CSV_COLUMNS = ("date", "keyword", "domain", "position", "search_volume")

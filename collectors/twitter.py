@@ -16,6 +16,7 @@ proxy), the client's session routes that host there (`RouteToBaseUrl`). Retries 
 """
 from __future__ import annotations
 
+import re
 import json
 import logging
 from collections.abc import Iterator
@@ -26,16 +27,40 @@ import requests
 import tweepy
 from requests.adapters import HTTPAdapter
 
+from pydantic import Field, field_validator
 from collectors import http
-from collectors.base import Batch, Context, Rejected, SourceError
-from config import TwitterConfig
-from retry import Retryable, parse_retry_after, retry
+from collectors.base import Batch, Context, Demo, Rejected, Source, SourceError
+from config import SourceConfig
+from warehouse.catalog import GAUGE, Metric, observation_table
+from warehouse.metrics import observation_sql
+from warehouse.retry import Retryable, parse_retry_after, retry
 
 log = logging.getLogger("caskalytics.collectors.twitter")
 UTC = timezone.utc
 TWITTER_API = "https://api.twitter.com"
 USERS_PER_REQUEST = 100
 MAX_COUNT = 2**53
+
+
+class TwitterConfig(SourceConfig):
+    """X/Twitter API v2 follower counts of `accounts` (app-only bearer token). X keeps no follower
+    history: the series starts at the first poll."""
+    accounts: list[str]                  # usernames, without the @
+    api_url: str = "https://api.twitter.com"
+    bearer_token_env: str = "TWITTER_BEARER_TOKEN"
+    schedule: str = "every 1 hour"
+    timeout_seconds: float = Field(default=30, gt=0)
+
+    @field_validator("accounts")
+    @classmethod
+    def usernames(cls, value: list[str]) -> list[str]:
+        value = [name.removeprefix("@") for name in value]
+        for name in value:
+            if not re.fullmatch(r"\w{1,15}", name, re.ASCII):
+                raise ValueError(f"X usernames (1 to 15 letters, digits or _), got {name!r}")
+        if not value:
+            raise ValueError("at least one username")
+        return value
 
 
 class RouteToBaseUrl(HTTPAdapter):
@@ -70,7 +95,6 @@ def follower_count(user: Any) -> tuple[str, int]:
 
 
 class Twitter:
-    name = "twitter"
 
     def collect(self, ctx: Context, cursor: dict | None) -> Iterator[Batch]:
         settings: TwitterConfig = ctx.settings
@@ -182,3 +206,21 @@ def _problem(response: requests.Response) -> str:
         if isinstance(errors, list) and errors and isinstance(errors[0], dict):
             return str(errors[0].get("message", ""))[:200]
     return response.reason or ""
+
+
+SOURCE = Source(
+    name="twitter",
+    settings=TwitterConfig,
+    collector=Twitter,
+    tables=(
+        # Follower counts per poll (ts = fetched_at = the API's clock): the contract total and one row per
+        # account (metric twitter.account_followers, dims {"account": username}).
+        observation_table("twitter"),
+    ),
+    metrics=(
+        Metric("twitter.followers", GAUGE, (),
+               "Followers of the configured X accounts, summed; history starts at the first poll",
+               sql=lambda cfg: observation_sql("raw_twitter", "twitter.followers", GAUGE)),
+    ),
+    demo=Demo("twitter", secrets={"DEMO_TWITTER_BEARER_TOKEN": "demo-bearer-token"}),
+)

@@ -27,6 +27,7 @@ re-anchors the whole history.
 """
 from __future__ import annotations
 
+import re
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -34,9 +35,12 @@ from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from collectors.base import Batch, Context, Rejected, SourceError, quarantine_text
+from pydantic import Field, field_validator
+from collectors.base import Batch, Context, Demo, Malformed, Rejected, Source, SourceError, quarantine_text
 from collectors.youtube_api import REPORT_METRICS, YouTubeApi
-from config import YoutubeConfig
+from config import SourceConfig
+from warehouse.catalog import ALL_HOURS, COUNTER, GAUGE, Metric, RawTable, observation_table
+from warehouse.metrics import observation_sql, youtube_subscribers_sql
 
 log = logging.getLogger("caskalytics.collectors.youtube")
 UTC = timezone.utc
@@ -47,8 +51,28 @@ METRIC_NAMES = {"views": "youtube.views", "subscribersGained": "youtube.subscrib
 MAX_COUNT = 2**53                                # stored as DOUBLE: exact up to here
 
 
-class Malformed(ValueError):
-    """Part of an answer is not what Google documents; the message says which."""
+class YoutubeConfig(SourceConfig):
+    """YouTube Analytics (daily views, subscribers gained/lost) and the Data API (current subscriber count),
+    with an OAuth 2.0 refresh token exchanged at `token_url`."""
+    channel_id: str = "MINE"             # "MINE" = the channel the OAuth grant belongs to, or a "UC..." channel id
+    analytics_url: str = "https://youtubeanalytics.googleapis.com/"
+    data_api_url: str = "https://youtube.googleapis.com/"
+    token_url: str = "https://oauth2.googleapis.com/token"
+    client_id_env: str = "YOUTUBE_CLIENT_ID"
+    client_secret_env: str = "YOUTUBE_CLIENT_SECRET"
+    refresh_token_env: str = "YOUTUBE_REFRESH_TOKEN"
+    schedule: str = "every 6 hours"
+    chunk_days: int = Field(default=30, ge=1)
+    late_days: int = Field(default=3, ge=0)   # YouTube revises the most recent days: re-ask them until older
+    timeout_seconds: float = Field(default=30, gt=0)
+
+    @field_validator("channel_id")
+    @classmethod
+    def mine_or_channel_id(cls, value: str) -> str:
+        if value != "MINE" and not re.fullmatch(r"UC[\w-]{22}", value):
+            raise ValueError(f"'MINE' or a channel id such as 'UCxqx59koIGfGRRGeEm5qzjQ', got {value!r}")
+        return value
+
 
 
 def _count(value: Any, name: str) -> int:
@@ -150,7 +174,6 @@ def observations(day: date, values: dict[str, int], fetched_at: datetime) -> lis
 
 # -- the collector ------------------------------------------------------------------------------------------
 class YouTube:
-    name = "youtube"
 
     def collect(self, ctx: Context, cursor: dict | None) -> Iterator[Batch]:
         settings: YoutubeConfig = ctx.settings
@@ -242,3 +265,26 @@ def _saved_day(cursor: dict | None) -> date | None:
 
 def _cursor(final_through: date | None) -> dict | None:
     return {"final_through": final_through.isoformat()} if final_through else None
+
+
+SOURCE = Source(
+    name="youtube",
+    settings=YoutubeConfig,
+    collector=YouTube,
+    tables=(
+        observation_table("youtube"),
+        # Channel snapshots (ts = the API's clock; subscribers NULL when the channel hides its count); the
+        # daily report rows (views, subscribers gained and lost) are observations: every fetch kept, the latest counts.
+        RawTable("raw_youtube_channel", "ts TIMESTAMPTZ, channel_id VARCHAR, subscribers BIGINT, hidden BOOLEAN, " "views BIGINT, videos BIGINT", key=("channel_id", "ts")),
+    ),
+    metrics=(
+        Metric("youtube.views", COUNTER, (), "Views of the channel's videos per day (YouTube Analytics)",
+               sql=lambda cfg: observation_sql("raw_youtube", "youtube.views", COUNTER)),
+        Metric("youtube.subscribers", GAUGE, (),
+               "Channel subscribers: exact when polled, earlier days reconstructed from subscribers gained and lost",
+               sql=lambda cfg: youtube_subscribers_sql()),
+    ),
+    recompute=ALL_HOURS,         # each exact subscriber count re-anchors the reconstructed history
+    demo=Demo("youtube", secrets={"DEMO_YOUTUBE_CLIENT_ID": "demo-youtube.apps.googleusercontent.com",
+                                  "DEMO_YOUTUBE_CLIENT_SECRET": "demo", "DEMO_YOUTUBE_REFRESH_TOKEN": "demo-refresh-token"}),
+)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 from datetime import date, datetime, timezone
-from typing import Any
+from typing import Any, TYPE_CHECKING
 
 import google_auth_httplib2
 import httplib2
@@ -28,8 +28,10 @@ from googleapiclient.errors import HttpError
 
 from collectors.base import SourceError
 from collectors.http import ATTEMPTS, MAX_SERVER_WAIT, Unavailable, http_date
-from config import YoutubeConfig
-from retry import Retryable, parse_retry_after, retry
+from warehouse.retry import Retryable, parse_retry_after, retry
+
+if TYPE_CHECKING:     # the settings model lives in the source's own module, which imports this one
+    from collectors.youtube import YoutubeConfig
 
 UTC = timezone.utc
 REPORT_METRICS = ("views", "subscribersGained", "subscribersLost")

@@ -11,6 +11,7 @@ from datetime import date
 import duckdb
 import streamlit as st
 
+import collectors
 import config
 from warehouse import queries
 from warehouse.lake import Reader, WarehouseError
@@ -24,7 +25,7 @@ class NoData(Exception):
 
 @st.cache_resource(show_spinner=False)
 def _warehouse(path: str) -> tuple[config.Config, Reader]:
-    cfg = config.load(path)
+    cfg = collectors.load_config(path)
     return cfg, Reader(cfg)
 
 
@@ -72,5 +73,5 @@ def downloads_by_version(path: str, start: date, end: date) -> list[dict]:
 
 
 @st.cache_data(show_spinner=False)
-def descriptions() -> dict[str, str]:
-    return {m["name"]: m["description"] for m in queries.catalog()}
+def descriptions(path: str) -> dict[str, str]:
+    return {m["name"]: m["description"] for m in queries.catalog(settings(path))}

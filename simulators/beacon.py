@@ -38,7 +38,8 @@ from datetime import date, datetime, timedelta, timezone
 
 import requests
 
-import config as config_module
+import collectors
+from config import ConfigError
 from collectors.beacon import Hit, encode
 from warehouse.state import State
 
@@ -275,8 +276,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        cfg = config_module.load()
-    except config_module.ConfigError as exc:
+        cfg = collectors.load_config()
+    except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if cfg.sources.beacon is None or not cfg.sources.beacon.enabled:

@@ -17,6 +17,7 @@ FIXTURES = ROOT.parent / "shared" / "fixtures"
 sys.path.insert(0, str(ROOT))
 
 import config as config_module  # noqa: E402
+import collectors
 
 
 def free_port() -> int:
@@ -71,7 +72,7 @@ def make_config(tmp_path: Path, timezone: str = "UTC", **sources) -> config_modu
     data = {"warehouse": {"dir": str(tmp_path / "var"), "timezone": timezone}, "sources": sources}
     path = tmp_path / "config.toml"
     path.write_text(to_toml(data))
-    return config_module.load(path)
+    return collectors.load_config(path)
 
 
 def to_toml(data: dict, prefix: str = "") -> str:

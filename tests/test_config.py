@@ -2,6 +2,8 @@
 expected; secrets come from the environment variables the `*_env` keys name, never from the file."""
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -10,6 +12,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import config  # noqa: E402
+import collectors
 from config import ConfigError  # noqa: E402
 
 MINIMAL = """
@@ -34,7 +37,7 @@ def write(tmp_path: Path, text: str) -> Path:
 def load_error(tmp_path: Path, text: str) -> str:
     path = write(tmp_path, text)
     with pytest.raises(ConfigError) as info:
-        config.load(path)
+        collectors.load_config(path)
     message = str(info.value)
     assert "\n" not in message, f"not one line: {message!r}"
     assert str(path) in message, f"does not name the file: {message!r}"
@@ -42,7 +45,7 @@ def load_error(tmp_path: Path, text: str) -> str:
 
 
 def test_a_minimal_file_loads_with_defaults(tmp_path):
-    cfg = config.load(write(tmp_path, MINIMAL))
+    cfg = collectors.load_config(write(tmp_path, MINIMAL))
     assert cfg.warehouse.timezone == "America/New_York"
     assert cfg.warehouse_dir == (tmp_path / "var").resolve()      # relative to the config file
     s3 = cfg.source("s3_access_logs")
@@ -55,11 +58,11 @@ def test_a_minimal_file_loads_with_defaults(tmp_path):
 def test_the_path_comes_from_caskalytics_config(tmp_path, monkeypatch):
     path = write(tmp_path, MINIMAL)
     monkeypatch.setenv("CASKALYTICS_CONFIG", str(path))
-    assert config.load().path == path.resolve()
+    assert collectors.load_config().path == path.resolve()
 
 
 def test_the_contract_example_loads(tmp_path):
-    cfg = config.load(write(tmp_path, """
+    cfg = collectors.load_config(write(tmp_path, """
 [warehouse]
 dir = "var"
 timezone = "UTC"
@@ -118,7 +121,7 @@ def test_a_bad_schedule_names_the_key_and_the_accepted_forms(tmp_path, schedule)
 @pytest.mark.parametrize("schedule", ["every 5 minutes", "every 1 minute", "every 2 hours", "every 1 hour",
                                       "daily at 06:30"])
 def test_the_schedule_forms_load(tmp_path, schedule):
-    cfg = config.load(write(tmp_path, MINIMAL.replace('bucket = "my-logs"', f'bucket = "my-logs"\nschedule = "{schedule}"')))
+    cfg = collectors.load_config(write(tmp_path, MINIMAL.replace('bucket = "my-logs"', f'bucket = "my-logs"\nschedule = "{schedule}"')))
     assert cfg.source("s3_access_logs").schedule == schedule
 
 
@@ -139,7 +142,7 @@ def test_a_wrong_type_names_the_key(tmp_path):
 def test_a_missing_file_says_so(tmp_path):
     path = tmp_path / "nowhere.toml"
     with pytest.raises(ConfigError) as info:
-        config.load(path)
+        collectors.load_config(path)
     message = str(info.value)
     assert str(path) in message and "not found" in message and "CASKALYTICS_CONFIG" in message
     assert "\n" not in message
@@ -151,7 +154,7 @@ def test_bad_toml_says_so(tmp_path):
 
 
 def test_an_unknown_source_is_a_one_line_error(tmp_path):
-    cfg = config.load(write(tmp_path, MINIMAL))
+    cfg = collectors.load_config(write(tmp_path, MINIMAL))
     with pytest.raises(ConfigError, match="unknown source 'facebook'"):
         cfg.source("facebook")
     with pytest.raises(ConfigError, match=r"\[sources.youtube\] is missing"):
@@ -159,7 +162,7 @@ def test_an_unknown_source_is_a_one_line_error(tmp_path):
 
 
 def test_secrets_come_from_the_environment_variables_the_env_keys_name(tmp_path, monkeypatch):
-    cfg = config.load(write(tmp_path, MINIMAL.replace('repos = ["owner/name"]',
+    cfg = collectors.load_config(write(tmp_path, MINIMAL.replace('repos = ["owner/name"]',
                                                       'repos = ["owner/name"]\ntoken_env = "MY_GH_TOKEN"')))
     github = cfg.source("github")
     assert github.token_env == "MY_GH_TOKEN"
@@ -182,10 +185,45 @@ def test_a_secret_value_in_the_file_is_not_a_known_key(tmp_path):
 
 def test_from_dict_names_the_path_it_was_given(tmp_path):
     with pytest.raises(ConfigError) as info:
-        config.from_dict({"warehouse": {"dir": str(tmp_path), "timezone": "Nowhere/Land"}}, tmp_path / "config.toml")
+        collectors.config_from_dict({"warehouse": {"dir": str(tmp_path), "timezone": "Nowhere/Land"}}, tmp_path / "config.toml")
     assert str(tmp_path / "config.toml") in str(info.value) and "warehouse.timezone" in str(info.value)
 
 
 @pytest.mark.parametrize("schedule", ["daily at 25:99", "every 0 minutes"])
 def test_an_impossible_schedule_is_rejected_at_load(tmp_path, schedule):
     load_error(tmp_path, MINIMAL.replace('bucket = "my-logs"', f'bucket = "my-logs"\nschedule = "{schedule}"'))
+
+
+# -- fails early, never half-starts ---------------------------------------------------------------------------
+def test_a_source_switched_off_needs_no_other_key(tmp_path):
+    cfg = collectors.load_config(write(tmp_path, "[sources.github]\nenabled = false\n"))
+    assert cfg.sources.github.enabled is False and "github" not in cfg.enabled_sources()
+
+
+@pytest.mark.parametrize("text, expected", [
+    ('[sources.github]\nenabled = "yes"\nrepos = ["o/n"]\n', "sources.github.enabled expected a valid boolean"),
+    ("", "the file is empty"),
+    ("# nothing but a comment\n", "the file is empty"),
+    ('[sources.myspace]\nenabled = true\n', "sources.myspace is not a known source"),
+    ("[sources.s3_access_logs]\nbucket = 'b'\nversion_pattern = '(?P<version>\\d+)(?=/)'\n",
+     "sources.s3_access_logs.version_pattern expected a regular expression DuckDB's RE2 engine can run"),
+])
+def test_what_loads_silently_elsewhere_is_refused_in_one_line(tmp_path, text, expected):
+    with pytest.raises(ConfigError) as refused:
+        collectors.load_config(write(tmp_path, text))
+    assert expected in str(refused.value) and "\n" not in str(refused.value)
+
+
+@pytest.mark.parametrize("command", [
+    [sys.executable, "-m", "uvicorn", "api.main:app", "--port", "0"],
+    [sys.executable, "-m", "dashboard", "--server.port", "0"],
+    [sys.executable, "scheduler.py", "status"],
+])
+def test_every_process_refuses_a_bad_config_at_start_with_the_same_line(tmp_path, command):
+    path = write(tmp_path, "[warehouse]\ntimezone = 'Mars/Olympus'\n")
+    done = subprocess.run(command, cwd=Path(collectors.__file__).parents[1], capture_output=True, text=True,
+                          timeout=60, env={**os.environ, "CASKALYTICS_CONFIG": str(path)})
+    assert done.returncode != 0
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ") and "warehouse.timezone expected an IANA time zone name" in last
+    assert "Traceback" not in done.stderr

@@ -22,7 +22,7 @@ def linkedin_followers_sql(cfg: Config, affected: str) -> str:
     """The latest exact count at its time, and for each earlier day (12:00 UTC) that count minus the gains
     of the days after it, up to the count's own day. LinkedIn's gains are gross (unfollows are not
     reported), so the reconstruction reads slightly low the further back it goes; each new exact count
-    re-anchors the whole history (metrics.RECOMPUTE_ALL), which keeps today exact and the series one
+    re-anchors the whole history (the source recomputes ALL_HOURS), which keeps today exact and the series one
     consistent line. Days with no gains stored are carried forward by the series query."""
     settings = cfg.sources.linkedin
     only = f"WHERE organization = {_literal('urn:li:organization:' + settings.organization_id)}" if settings else ""

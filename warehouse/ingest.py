@@ -13,9 +13,9 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from collectors.base import Batch, Records, StagedTable
+from warehouse.batch import Batch, Records, StagedTable
+from warehouse.catalog import RawTable
 from warehouse.lake import write_transaction
-from warehouse.schema import INGEST_TABLES
 
 
 @dataclass
@@ -33,10 +33,10 @@ def load_cursor(con: duckdb.DuckDBPyConnection, source: str) -> dict[str, Any] |
     return json.loads(row[0]) if row else None
 
 
-def _as_arrow(table_name: str, rows: Records) -> pa.Table | StagedTable:
+def _as_arrow(table: RawTable, rows: Records) -> pa.Table | StagedTable:
     if isinstance(rows, (pa.Table, StagedTable)):
         return rows
-    columns = INGEST_TABLES[table_name].column_names
+    columns = table.column_names
     return pa.Table.from_pylist([{c: row.get(c) for c in columns} for row in rows]) if rows else pa.table(
         {c: pa.array([], pa.string()) for c in columns})
 
@@ -47,8 +47,7 @@ def _row_count(con, rows: pa.Table | StagedTable) -> int:
     return rows.num_rows
 
 
-def _insert_new(con: duckdb.DuckDBPyConnection, table_name: str, rows: pa.Table | StagedTable, batch: int) -> int:
-    table = INGEST_TABLES[table_name]
+def _insert_new(con: duckdb.DuckDBPyConnection, table: RawTable, rows: pa.Table | StagedTable, batch: int) -> int:
     if isinstance(rows, pa.Table) and rows.num_rows == 0:
         return 0     # (an empty batch's columns are untyped: the time-window dedupe below could not compare them)
     if isinstance(rows, StagedTable):
@@ -66,7 +65,7 @@ def _insert_new(con: duckdb.DuckDBPyConnection, table_name: str, rows: pa.Table 
             low, high = con.execute("SELECT min(ts), max(ts) FROM incoming").fetchone()
             if low is not None:
                 window, params = " AND stored.ts BETWEEN ? AND ?", [low, high]
-        select_columns = ", ".join(f"CAST({c} AS {_column_type(table, c)}) AS {c}" for c in columns)
+        select_columns = ", ".join(f"CAST({c} AS {table.column_type(c)}) AS {c}" for c in columns)
         # DISTINCT ON hashes whole rows; batches rarely repeat a key, which a count over the key alone shows.
         repeated = con.execute(f"SELECT count(*) - count(DISTINCT ({key})) FROM incoming").fetchone()[0]
         distinct = f"DISTINCT ON ({key}) " if repeated else ""
@@ -84,18 +83,15 @@ def _insert_new(con: duckdb.DuckDBPyConnection, table_name: str, rows: pa.Table 
     return int(inserted)
 
 
-def _column_type(table, column: str) -> str:
-    for part in table.columns.split(","):
-        name, kind = part.strip().split(maxsplit=1)
-        if name == column:
-            return kind
-    raise KeyError(column)
-
-
-def commit(con: duckdb.DuckDBPyConnection, source: str, batch: Batch, cursor_source: str | None = None) -> BatchResult:
+def commit(con: duckdb.DuckDBPyConnection, declared: dict[str, RawTable], source: str, batch: Batch,
+           cursor_source: str | None = None) -> BatchResult:
     """Store the batch's new records, its rejects and its cursor atomically. The cursor is saved under
-    `cursor_source` (default: the source), for sources with more than one feed (REST poll, webhook inbox)."""
-    tables = {name: _as_arrow(name, rows) for name, rows in batch.records.items()}
+    `cursor_source` (default: the source), for sources with more than one feed (REST poll, webhook inbox).
+    `declared` is every declared raw table by name (`cfg.catalog.tables`)."""
+    unknown = sorted(set(batch.records) - set(declared))
+    if unknown:
+        raise KeyError(f"{source} batch writes undeclared tables: {', '.join(unknown)}")
+    tables = {name: _as_arrow(declared[name], rows) for name, rows in batch.records.items()}
     records = sum(_row_count(con, t) for name, t in tables.items() if name.startswith("raw_"))
 
     def work(con: duckdb.DuckDBPyConnection) -> BatchResult:
@@ -103,7 +99,7 @@ def commit(con: duckdb.DuckDBPyConnection, source: str, batch: Batch, cursor_sou
         now = datetime.now(timezone.utc)
         inserted = 0
         for name, rows in tables.items():
-            added = _insert_new(con, name, rows, batch_id)
+            added = _insert_new(con, declared[name], rows, batch_id)
             if name.startswith("raw_"):
                 inserted += added
         if batch.rejected:
@@ -129,8 +125,9 @@ def commit(con: duckdb.DuckDBPyConnection, source: str, batch: Batch, cursor_sou
 class Lookup:
     """Read questions a collector may ask the lake while collecting (through the writer's connection)."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection):
+    def __init__(self, con: duckdb.DuckDBPyConnection, declared: dict[str, RawTable]):
         self.con = con
+        self.declared = declared
 
     def s3_keys_read(self, bucket: str, after: str) -> set[str]:
         """Log object keys already ingested from `bucket` that sort after `after`."""
@@ -138,13 +135,13 @@ class Lookup:
             "SELECT key FROM lake.s3_objects_read WHERE bucket = ? AND key > ?", [bucket, after]).fetchall()}
 
     def latest_ts(self, table_name: str, **equals: Any) -> datetime | None:
-        table = INGEST_TABLES[table_name]
+        table = self.declared[table_name]
         where = " AND ".join(f"{k} = ?" for k in equals if k in table.column_names) or "TRUE"
         row = self.con.execute(f"SELECT max(ts) FROM lake.{table.name} WHERE {where}", list(equals.values())).fetchone()
         return row[0] if row else None
 
     def count(self, table_name: str, **equals: Any) -> int:
-        table = INGEST_TABLES[table_name]
+        table = self.declared[table_name]
         where = " AND ".join(f"{k} = ?" for k in equals if k in table.column_names) or "TRUE"
         return int(self.con.execute(f"SELECT count(*) FROM lake.{table.name} WHERE {where}",
                                     list(equals.values())).fetchone()[0])

@@ -14,7 +14,7 @@ from pathlib import Path
 import duckdb
 
 from config import Config
-from retry import Retryable, retry
+from warehouse.retry import Retryable, retry
 
 DUCKDB_VERSION = duckdb.__version__
 INLINE_ROW_LIMIT = 1000   # small commits (webhooks, snapshots) stay in the catalog until flushed

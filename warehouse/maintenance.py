@@ -7,7 +7,7 @@ import logging
 
 import duckdb
 
-from retry import Retryable, retry
+from warehouse.retry import Retryable, retry
 from warehouse.lake import is_commit_conflict
 
 log = logging.getLogger("caskalytics.maintenance")

@@ -1,5 +1,5 @@
-"""The metric catalog: each contract metric, its measure kind, its dimensions, and the SQL that turns a
-source's raw tables into hourly points.
+"""The SQL that turns each source's raw tables into hourly points; the sources' metric declarations
+(`warehouse.catalog.Metric.sql`) call these builders.
 
 Hourly SQL selects `(ts, dims, value)` where `ts` is the fact hour (`fact_hour`), for hours in the temp table
 `affected_hours(h)`. Counters give the hour's sum; gauges give the hour's last observation.
@@ -7,65 +7,13 @@ Hourly SQL selects `(ts, dims, value)` where `ts` is the fact hour (`fact_hour`)
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from config import Config
-from warehouse import awareness_sql
+from warehouse.catalog import COUNTER
 
-COUNTER, GAUGE, DISTINCT = "counter", "gauge", "distinct"
 DOWNLOAD_OPERATIONS = ("REST.GET.OBJECT", "WEBSITE.GET.OBJECT")
-
-
-@dataclass(frozen=True)
-class Metric:
-    name: str
-    kind: str
-    source: str
-    dims: tuple[str, ...]
-    description: str
-    unit: str = ""
-
-
-CATALOG: dict[str, Metric] = {m.name: m for m in [
-    Metric("downloads", COUNTER, "s3_access_logs", ("version", "artifact"),
-           "Product downloads from S3 access logs (200s, plus one per 206 range-request group an hour)"),
-    Metric("github.stars", GAUGE, "github", ("repo",), "Stargazers of the repository"),
-    Metric("github.forks", GAUGE, "github", ("repo",), "Forks of the repository"),
-    Metric("github.watchers", GAUGE, "github", ("repo",), "Watchers (subscribers) of the repository"),
-    Metric("github.pull_requests_opened", COUNTER, "github", ("repo",), "Pull requests opened"),
-    Metric("github.releases", COUNTER, "github", ("repo",), "Releases published"),
-    Metric("web.pageviews", COUNTER, "beacon", ("path",), "Page views (beacon hits named pageview) by page path"),
-    Metric("web.sessions", COUNTER, "beacon", (),
-           "Visits: a visitor's hits less than [sources.beacon] session_minutes apart; counted where they start"),
-    Metric("web.visitors", DISTINCT, "beacon", (), "Unique visitors with a hit in the period"),
-    Metric("web.new_visitors", DISTINCT, "beacon", (), "Visitors whose first hit ever falls in the period"),
-    Metric("web.returning_visitors", DISTINCT, "beacon", (), "Visitors in the period first seen before it"),
-    Metric("web.blog_views", COUNTER, "beacon", (), "Page views of paths under [sources.beacon] blog_prefixes"),
-    Metric("salesforce.raw_leads", COUNTER, "salesforce", (), "Leads created (by CreatedDate)"),
-    Metric("salesforce.inquiries", COUNTER, "salesforce", (),
-           "Leads that became inquiries ([sources.salesforce] inquiry_statuses / inquiry_field), when they did"),
-    Metric("salesforce.mqls", COUNTER, "salesforce", (),
-           "Leads that became marketing-qualified ([sources.salesforce] mql_statuses / mql_field), when they did"),
-    Metric("salesforce.opportunities", COUNTER, "salesforce", (), "Opportunities created (by CreatedDate)"),
-    Metric("youtube.views", COUNTER, "youtube", (), "Views of the channel's videos per day (YouTube Analytics)"),
-    Metric("youtube.subscribers", GAUGE, "youtube", (),
-           "Channel subscribers: exact when polled, earlier days reconstructed from subscribers gained and lost"),
-    Metric("twitter.followers", GAUGE, "twitter", (),
-           "Followers of the configured X accounts, summed; history starts at the first poll"),
-    Metric("linkedin.followers", GAUGE, "linkedin", (),
-           "Followers of the LinkedIn page: exact when polled, earlier days reconstructed from daily gains"),
-    Metric("meltwater.mentions", COUNTER, "meltwater", ("brand",), "Mentions found by the brand's Meltwater search"),
-    Metric("seo.share_of_voice", GAUGE, "seo", ("brand",),
-           "Percent of the configured brands' estimated organic clicks (search volume x CTR of the position)"),
-]}
-
-# Sources whose gauges are reconstructed from cumulative history: a late record changes every later hour.
-# (beacon: a late hit can change later hours' session starts and which hit is a visitor's first.)
-RECOMPUTE_FROM_EARLIEST = {"github", "beacon"}
-# Sources whose gauges are anchored on their latest exact value: a new anchor changes every hour.
-RECOMPUTE_ALL = {"linkedin", "youtube"}
 
 
 def sql_literal(text: str) -> str:
@@ -184,14 +132,14 @@ def github_sql(metric: str) -> str:
         WHERE {AFFECTED} GROUP BY ALL"""
 
 
-def observation_sql(table: str, metric: Metric) -> str:
-    """Hourly points from an observation table (schema.observation_table): the latest fetch of each
+def observation_sql(table: str, metric: str, kind: str) -> str:
+    """Hourly points from an observation table (catalog.observation_table): the latest fetch of each
     (dims, ts), then summed (counter) or last-by-time (gauge) within the hour."""
-    combine = "sum(value)" if metric.kind == COUNTER else "arg_max(value, observed)"
+    combine = "sum(value)" if kind == COUNTER else "arg_max(value, observed)"
     return f"""
         SELECT fact_hour(observed) AS ts, dims, {combine} AS value
         FROM (SELECT ts AS observed, dims, arg_max(value, fetched_at) AS value FROM lake.{table}
-              WHERE metric = {sql_literal(metric.name)} AND {AFFECTED} GROUP BY ts, dims)
+              WHERE metric = {sql_literal(metric)} AND {AFFECTED} GROUP BY ts, dims)
         GROUP BY ALL"""
 
 
@@ -199,7 +147,7 @@ def youtube_subscribers_sql() -> str:
     """The latest exact subscriberCount at its time, and for each reported day before it (12:00 UTC) that
     count minus the net gains (gained - lost, latest fetch) of the reported days after it. Days YouTube has
     not reported yet (two to three) count as no change, so the history sits off by at most their net gain
-    until they are; each new count re-anchors the whole history (RECOMPUTE_ALL)."""
+    until they are; each new count re-anchors the whole history (its source recomputes ALL_HOURS)."""
     return f"""
         WITH days AS (
             SELECT ts, metric, arg_max(value, fetched_at) AS value FROM lake.raw_youtube
@@ -220,16 +168,16 @@ def youtube_subscribers_sql() -> str:
         FROM points WHERE {AFFECTED} GROUP BY 1"""
 
 
-def salesforce_sql(cfg: Config, metric: Metric) -> str:
+def salesforce_sql(cfg: Config, metric: str) -> str:
     """Each lead or opportunity counts once: raw leads and opportunities in the hour they were created,
     inquiries and MQLs in the hour the lead first reached the stage (its earliest stored version, LeadHistory
     status change or stage-field time that qualifies), however many versions were stored."""
-    if metric.name in ("salesforce.raw_leads", "salesforce.opportunities"):
-        table = "raw_salesforce_leads" if metric.name == "salesforce.raw_leads" else "raw_salesforce_opportunities"
+    if metric in ("salesforce.raw_leads", "salesforce.opportunities"):
+        table = "raw_salesforce_leads" if metric == "salesforce.raw_leads" else "raw_salesforce_opportunities"
         first_seen = f"SELECT id, min(created_date) AS ts FROM lake.{table} GROUP BY id"
     else:
         settings = cfg.sources.salesforce
-        stage = "mql" if metric.name == "salesforce.mqls" else "inquiry"
+        stage = "mql" if metric == "salesforce.mqls" else "inquiry"
         statuses = settings.mql_statuses if stage == "mql" else settings.inquiry_statuses
         in_stage = f"IN ({', '.join(sql_literal(s) for s in statuses)})" if statuses else "IS NULL AND FALSE"
         first_seen = f"""
@@ -243,23 +191,21 @@ def salesforce_sql(cfg: Config, metric: Metric) -> str:
         FROM ({first_seen}) WHERE {AFFECTED} GROUP BY ALL"""
 
 
-def beacon_sql(cfg: Config, metric: Metric) -> str:
+def beacon_sql(cfg: Config, metric: str) -> str:
     """Hourly web.* points from raw_beacon. A visitor is (site, visitor_id). A hit starts a session when the
     visitor's previous hit is `session_minutes` or more earlier, or there is none; the session counts in the
     hour of that hit. Distinct metrics come from `distinct_sql` (each fact hour its own bucket)."""
     settings = cfg.sources.beacon
-    if metric.kind == DISTINCT:
-        return distinct_sql([metric], "SELECT h, h AS bucket FROM affected_hours")
-    if metric.name == "web.pageviews":
+    if metric == "web.pageviews":
         return f"""
             SELECT fact_hour(ts) AS ts, json_object('path', path)::VARCHAR AS dims, count(*) AS value
             FROM lake.raw_beacon WHERE name = 'pageview' AND {AFFECTED} GROUP BY ALL"""
-    if metric.name == "web.blog_views":
+    if metric == "web.blog_views":
         prefixes = " OR ".join(f"starts_with(path, {sql_literal(p)})" for p in settings.blog_prefixes) or "FALSE"
         return f"""
             SELECT fact_hour(ts) AS ts, '{{}}' AS dims, count(*) AS value
             FROM lake.raw_beacon WHERE name = 'pageview' AND ({prefixes}) AND {AFFECTED} GROUP BY ALL"""
-    if metric.name == "web.sessions":
+    if metric == "web.sessions":
         timeout = f"INTERVAL {int(settings.session_minutes)} MINUTE"
         # A hit in an affected hour has its previous hit (if it matters) no earlier than `timeout` before it.
         return f"""
@@ -270,7 +216,7 @@ def beacon_sql(cfg: Config, metric: Metric) -> str:
                     AND ts < (SELECT max(h) FROM affected_hours) + INTERVAL 1 HOUR)
             WHERE (gap IS NULL OR gap >= {timeout}) AND fact_hour(ts) IN (SELECT h FROM affected_hours)
             GROUP BY ALL"""
-    raise KeyError(metric.name)
+    raise KeyError(metric)
 
 
 # Distinct metrics (unique visitors) cannot be summed from hourly points: each bucket is counted from raw
@@ -281,14 +227,11 @@ def beacon_sql(cfg: Config, metric: Metric) -> str:
 DISTINCT_COUNTS = {"web.visitors": "all", "web.new_visitors": "new", "web.returning_visitors": "returning"}
 
 
-def first_hours_sql(source: str) -> str:
-    """first_hours for `source` (the beacon's visitors: the only distinct metrics so far)."""
-    if source != "beacon":
-        raise KeyError(source)
-    return "SELECT site, visitor_id, fact_hour(min(ts)) AS first_h FROM lake.raw_beacon GROUP BY ALL"
+# first_hours of the beacon's visitors (the only distinct metrics so far): its `Source.first_seen_sql`.
+BEACON_FIRST_HOURS = "SELECT site, visitor_id, fact_hour(min(ts)) AS first_h FROM lake.raw_beacon GROUP BY ALL"
 
 
-def distinct_sql(metrics: list[Metric], hours: str) -> str:
+def distinct_sql(metrics: list[str], hours: str) -> str:
     """(ts = bucket, metric, dims, value, last_ts) of DISTINCT `metrics` for each bucket of `hours`, SQL for
     (h, bucket) rows: every fact hour of every bucket to count, with its bucket. Reads only the raw_beacon rows
     of those hours, and works out no bucket per row: a bucket's first hour tells first visits in it (a visitor
@@ -296,7 +239,7 @@ def distinct_sql(metrics: list[Metric], hours: str) -> str:
     rows answer nothing (read as 0)."""
     counted = {"all": "count(*)", "new": "count(*) FILTER (WHERE first_h >= first_hour)",
                "returning": "count(*) FILTER (WHERE first_h < first_hour)"}
-    columns = ", ".join(f'{counted[DISTINCT_COUNTS[m.name]]} AS "{m.name}"' for m in metrics)
+    columns = ", ".join(f'{counted[DISTINCT_COUNTS[m]]} AS "{m}"' for m in metrics)
     return f"""
         UNPIVOT (
             WITH hours AS ({hours}),
@@ -309,30 +252,4 @@ def distinct_sql(metrics: list[Metric], hours: str) -> str:
             SELECT bucket AS ts, '{{}}' AS dims, max(last_h) AS last_ts, {columns}
             FROM active JOIN starts USING (bucket) JOIN first_hours USING (site, visitor_id)
             GROUP BY bucket)
-        ON {", ".join(f'"{m.name}"' for m in metrics)} INTO NAME metric VALUE value"""
-
-
-def hourly_sql(cfg: Config, metric: Metric) -> str:
-    if metric.name == "downloads":
-        return downloads_sql(cfg)
-    if metric.source == "salesforce":
-        return salesforce_sql(cfg, metric)
-    if metric.source == "github":
-        return github_sql(metric.name)
-    if metric.source == "beacon":
-        return beacon_sql(cfg, metric)
-    if metric.source == "meltwater":
-        return observation_sql("raw_meltwater", metric)
-    if metric.name == "linkedin.followers":
-        return awareness_sql.linkedin_followers_sql(cfg, AFFECTED)
-    if metric.name == "youtube.subscribers":
-        return youtube_subscribers_sql()
-    if metric.source in ("youtube", "twitter"):
-        return observation_sql(f"raw_{metric.source}", metric)
-    if metric.name == "seo.share_of_voice":
-        return awareness_sql.seo_share_of_voice_sql(cfg, AFFECTED)
-    raise KeyError(metric.name)
-
-
-def metrics_of(source: str) -> list[Metric]:
-    return [m for m in CATALOG.values() if m.source == source]
+        ON {", ".join(f'"{m}"' for m in metrics)} INTO NAME metric VALUE value"""

@@ -15,7 +15,8 @@ import pandas as pd
 
 from config import Config
 from warehouse.cube import GRAINS, bucket_start
-from warehouse.metrics import CATALOG, GAUGE, Metric, sql_literal
+from warehouse.catalog import GAUGE, Metric
+from warehouse.metrics import sql_literal
 
 COMPARE_SHIFT = {   # SQL interval per comparison, and the grains it is meaningful for
     "wow": ("INTERVAL 7 DAY", {"hour", "day", "week"}),
@@ -42,9 +43,9 @@ class SeriesRequest:
     compare: str | None = None
 
 
-def catalog() -> list[dict]:
+def catalog(cfg: Config) -> list[dict]:
     return [{"name": m.name, "kind": m.kind, "source": m.source, "dims": list(m.dims), "description": m.description}
-            for m in CATALOG.values()]
+            for m in cfg.catalog.metrics.values()]
 
 
 def today(cfg: Config) -> date:
@@ -52,7 +53,7 @@ def today(cfg: Config) -> date:
 
 
 def _validate(req: SeriesRequest, cfg: Config) -> Metric:
-    metric = CATALOG.get(req.metric)
+    metric = cfg.catalog.metrics.get(req.metric)
     if metric is None:
         raise QueryError(f"unknown metric {req.metric!r}; see /metrics for the catalog")
     if req.grain not in GRAINS:

@@ -10,7 +10,8 @@ import pytest
 import requests
 
 from conftest import make_config, start_api
-from pipeline import Writer, run_source
+from warehouse.writer import Writer
+from scheduler import run_source
 from simulators.linkedin import LinkedInSimulator
 from simulators.meltwater import MeltwaterSimulator
 from simulators.seo import SeoSimulator

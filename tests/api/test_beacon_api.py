@@ -25,7 +25,8 @@ import requests
 from api.beacon import Drop, Edge, Incoming
 from collectors.beacon import Hit, encode
 from conftest import ROOT, make_config, start_api
-from pipeline import Writer, drain_inbox, run_source
+from warehouse.writer import Writer
+from scheduler import drain_inbox, run_source
 from warehouse.beacon_state import BeaconState
 from warehouse.state import State
 
@@ -447,7 +448,8 @@ def test_every_hit_answered_2xx_survives_a_sigkill_under_load_and_is_stored_once
 
 def test_the_readme_documents_every_field_drop_reason_and_setting():
     from api.beacon import UTM_FIELDS
-    from config import BeaconConfig, SourceConfig
+    from collectors.beacon import BeaconConfig
+    from config import SourceConfig
     readme = (ROOT / "README.md").read_text()
     start = readme.index("## Web beacon")
     section = readme[start:readme.index("\n## ", start + 1)]

@@ -13,7 +13,8 @@ import pytest
 import requests
 
 from conftest import make_config, start_api
-from pipeline import Writer, drain_inbox
+from warehouse.writer import Writer
+from scheduler import drain_inbox
 from simulators.github import sign
 from warehouse import queries
 from warehouse.lake import Reader

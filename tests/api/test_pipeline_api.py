@@ -10,7 +10,8 @@ import pytest
 import requests
 
 from conftest import make_config, start_api
-from pipeline import Writer, run_source
+from warehouse.writer import Writer
+from scheduler import run_source
 from salesforce_support import (CLIENT_ID_ENV, CLIENT_SECRET_ENV, INQUIRY, MQL, history_start, read_since,
                                 salesforce_settings, stage_reached)
 from simulators.salesforce import SalesforceSimulator

@@ -6,7 +6,8 @@ import pytest
 import requests
 
 from conftest import make_config, start_api
-from pipeline import Writer, run_source
+from warehouse.writer import Writer
+from scheduler import run_source
 from tests_support import put_logs
 
 

@@ -13,7 +13,8 @@ import pytest
 
 from collectors.beacon import Hit, deliveries_batch, encode
 from conftest import make_config
-from pipeline import Writer, drain_inbox, run_source
+from warehouse.writer import Writer
+from scheduler import drain_inbox, run_source
 from simulators import beacon as simulator
 from warehouse import queries
 from warehouse.state import State
@@ -99,7 +100,7 @@ def test_series_answer_distinct_metrics_with_empty_buckets_and_pageviews_by_path
                                                                      date(2026, 3, 8), by=["path"]))
     assert {s["dims"]["path"]: s["points"][0]["value"] for s in by_path["series"]} == {
         "/": 1, "/blog": 1, "/blog/post-1": 2, "/blog/post-2": 1, "/pricing": 1}
-    assert {m["name"]: m["kind"] for m in queries.catalog() if m["name"].startswith("web.")} == {
+    assert {m["name"]: m["kind"] for m in queries.catalog(cfg) if m["name"].startswith("web.")} == {
         "web.pageviews": "counter", "web.sessions": "counter", "web.visitors": "distinct",
         "web.new_visitors": "distinct", "web.returning_visitors": "distinct", "web.blog_views": "counter"}
 

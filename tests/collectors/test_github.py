@@ -15,7 +15,8 @@ from collectors import http
 from collectors.base import SourceError
 from collectors.github import resume_page
 from conftest import make_config
-from pipeline import Writer, drain_inbox, run_source
+from warehouse.writer import Writer
+from scheduler import drain_inbox, run_source
 from simulators.github import GitHubSimulator, WebhookSender
 from warehouse import ingest, queries
 from warehouse.lake import Reader
@@ -233,7 +234,7 @@ def test_backfill_keeps_only_the_range_and_leaves_the_cursor_alone(writer, sim):
     start, end = date(2025, 6, 1), date(2025, 6, 30)
     summary = run_source(writer, "github", start=start, end=end)
     assert summary.quarantined == 0
-    assert ingest.load_cursor(writer.con, "github") is None
+    assert writer.cursor("github") is None
     in_june = lambda moment: start <= moment.date() <= end      # noqa: E731  (the config's time zone is UTC)
     for repo in REPOS:
         h = sim.history(repo)

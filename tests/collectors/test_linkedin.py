@@ -14,7 +14,8 @@ import pytest
 
 from collectors.base import SourceError
 from conftest import make_config
-from pipeline import Writer, run_source
+from warehouse.writer import Writer
+from scheduler import run_source
 from simulators.linkedin import LinkedInSimulator
 from warehouse import ingest, queries
 from warehouse.lake import Reader
@@ -145,7 +146,7 @@ def test_a_30_day_outage_is_caught_up_in_chunks_to_what_a_never_stopped_run_stor
         assert stopped.con.execute(latest).fetchall() == steady.con.execute(latest).fetchall()
         span = (NOW.date() - timedelta(days=31), (NOW + timedelta(days=31)).date())
         assert followers(stopped.cfg, *span) == followers(steady.cfg, *span)
-        assert ingest.load_cursor(stopped.con, "linkedin") == ingest.load_cursor(steady.con, "linkedin")
+        assert stopped.cursor("linkedin") == steady.cursor("linkedin")
     finally:
         steady.close()
         stopped.close()
@@ -204,11 +205,11 @@ def test_malformed_elements_are_quarantined_and_the_rest_stored(writer, sim):
 
 def test_an_unusable_or_empty_answer_loses_no_day(writer, sim):
     run_source(writer, "linkedin")
-    cursor = ingest.load_cursor(writer.con, "linkedin")
+    cursor = writer.cursor("linkedin")
     sim.advance(days=1)
     sim.inject_faults(1, status=200, body=b"<html>LinkedIn is briefly unavailable</html>", only="FollowerStatistics")
     summary = run_source(writer, "linkedin")
-    assert summary.quarantined == 1 and ingest.load_cursor(writer.con, "linkedin") == cursor     # asked again
+    assert summary.quarantined == 1 and writer.cursor("linkedin") == cursor     # asked again
     reason, origin = writer.con.execute("SELECT reason, origin FROM lake.quarantine").fetchone()
     assert "not JSON" in reason and "timeIntervals=(timeRange:" in origin
 
@@ -227,7 +228,7 @@ def test_an_unusable_or_empty_answer_loses_no_day(writer, sim):
 
 def test_backfill_reads_the_range_linkedin_still_serves_and_leaves_the_cursor(writer, sim):
     summary = run_source(writer, "linkedin", start=date(2025, 3, 1), end=date(2025, 6, 30))
-    assert ingest.load_cursor(writer.con, "linkedin") is None
+    assert writer.cursor("linkedin") is None
     stored = gains(writer)
     assert min(stored) == NOW.date() - timedelta(days=364) and max(stored) == date(2025, 6, 30)
     assert summary.batches == len(range(0, len(stored), 10))

@@ -15,7 +15,8 @@ import pytest
 
 from collectors.base import SourceError
 from conftest import make_config
-from pipeline import Writer, run_source
+from warehouse.writer import Writer
+from scheduler import run_source
 from simulators.meltwater import MeltwaterSimulator
 from warehouse import ingest, queries
 from warehouse.lake import Reader
@@ -134,7 +135,7 @@ def test_a_30_day_outage_is_caught_up_in_chunks_to_what_a_never_stopped_run_stor
         assert mentions(stopped) == mentions(steady)
         span = (NOW.date() - timedelta(days=10), (NOW + timedelta(days=31)).date())
         assert daily(stopped.cfg, *span) == daily(steady.cfg, *span)
-        assert ingest.load_cursor(stopped.con, "meltwater") == ingest.load_cursor(steady.con, "meltwater")
+        assert stopped.cursor("meltwater") == steady.cursor("meltwater")
     finally:
         steady.close()
         stopped.close()
@@ -177,12 +178,12 @@ def test_malformed_days_and_unusable_answers_are_quarantined_without_losing_days
                                                                       for r in reasons)
     assert mentions(writer)["cask", date(2026, 3, 22)] == 9
 
-    cursor = ingest.load_cursor(writer.con, "meltwater")
+    cursor = writer.cursor("meltwater")
     sim.advance(days=1)
     sim.inject_faults(1, status=200, only="/v3/analytics/27558", body={"volume": {"document_count": 0}})   # partial
     sim.inject_faults(1, status=200, only="/v3/analytics/27559", body=b"<html>502 Bad Gateway</html>")
     summary = run_source(writer, "meltwater")
-    assert summary.quarantined == 2 and ingest.load_cursor(writer.con, "meltwater") == cursor   # asked again
+    assert summary.quarantined == 2 and writer.cursor("meltwater") == cursor   # asked again
     run_source(writer, "meltwater")
     zone = ZoneInfo(ZONE)
     today = sim.now().astimezone(zone).date()
@@ -192,7 +193,7 @@ def test_malformed_days_and_unusable_answers_are_quarantined_without_losing_days
 
 def test_backfill_reads_the_range_and_leaves_the_cursor(writer, sim):
     summary = run_source(writer, "meltwater", start=date(2025, 12, 1), end=date(2025, 12, 20))
-    assert summary.batches == 4 and ingest.load_cursor(writer.con, "meltwater") is None
+    assert summary.batches == 4 and writer.cursor("meltwater") is None
     zone = ZoneInfo(ZONE)
     assert mentions(writer) == {(brand, date(2025, 12, d)): sim.final_count(int(sid), date(2025, 12, d), zone)
                                 for brand, sid in BRANDS.items() for d in range(1, 21)}

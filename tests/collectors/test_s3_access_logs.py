@@ -2,6 +2,8 @@
 object is read once, and neither duplicates, late deliveries, bad lines nor crashes change the counts."""
 from __future__ import annotations
 
+import dataclasses
+
 import json
 from datetime import date, datetime, timezone
 
@@ -15,7 +17,8 @@ from collectors.s3_access_logs import S3AccessLogs, key_at, key_time
 from collectors.s3_logparse import LogParser
 from conftest import FIXTURES
 from tests_support import log_line
-from pipeline import Writer, run_source
+from warehouse.writer import Writer
+from scheduler import run_source
 from warehouse import ingest, queries
 from warehouse.lake import Reader
 
@@ -132,7 +135,7 @@ def test_each_log_object_is_read_once_and_late_deliveries_are_caught(s3_bucket, 
     put(client, bucket, "logs/2026-03-01-10-30-00-LATE", [log_line("01/Mar/2026:09:40:00", "L1")])
     late = run_source(writer, "s3_access_logs")
     assert (late.records, late.inserted) == (1, 1)
-    assert ingest.load_cursor(writer.con, "s3_access_logs") == {"last_key": "logs/2026-03-01-11-00-00-B"}
+    assert writer.cursor("s3_access_logs") == {"last_key": "logs/2026-03-01-11-00-00-B"}
     assert writer.lookup.count("s3_objects_read", bucket=bucket) == 3
     assert downloads_by_day(s3_config, date(2026, 3, 1), date(2026, 3, 1))["points"][0]["value"] == 3
 
@@ -166,13 +169,13 @@ def test_a_crash_mid_run_neither_loses_nor_duplicates(s3_bucket, s3_config, monk
         put(client, bucket, f"logs/2026-03-0{n + 1}-12-00-00-OBJ{n}",
             [log_line(f"0{n + 1}/Mar/2026:11:00:00", f"C{n}-{i}") for i in range(3)] + [filler + "\n"])
     writer = Writer(s3_config)
-    real_get = collectors.get
-    monkeypatch.setattr(collectors, "get", lambda source: CrashAfterFirstBatch())
+    declared = collectors.SOURCES["s3_access_logs"]
+    monkeypatch.setitem(collectors.SOURCES, "s3_access_logs", dataclasses.replace(declared, collector=CrashAfterFirstBatch))
     with pytest.raises(SystemExit):
         run_source(writer, "s3_access_logs")
     assert writer.lookup.count("raw_s3_access_logs") == 3
     assert writer.state.recent_runs("s3_access_logs")[0]["status"] == "failed"
-    monkeypatch.setattr(collectors, "get", real_get)
+    monkeypatch.setitem(collectors.SOURCES, "s3_access_logs", declared)
     resumed = run_source(writer, "s3_access_logs")
     assert resumed.batches == 3, "the committed object was read again"
     assert writer.lookup.count("raw_s3_access_logs") == 12
@@ -189,10 +192,10 @@ def test_a_failing_commit_leaves_neither_records_nor_cursor(s3_config):
             "operation": "REST.GET.OBJECT", "key": "a/1.0/a.zip", "http_status": 200}
     bad_ledger = [{"bucket": "b", "key": "k", "etag": "e", "size": "not a number", "lines": 1}]
     with pytest.raises(Exception):
-        ingest.commit(writer.con, "s3_access_logs", Batch(
+        writer.commit("s3_access_logs", Batch(
             records={"raw_s3_access_logs": [good], "s3_objects_read": bad_ledger}, cursor={"last_key": "k"}))
     assert writer.lookup.count("raw_s3_access_logs") == 0
-    assert ingest.load_cursor(writer.con, "s3_access_logs") is None
+    assert writer.cursor("s3_access_logs") is None
 
 
 def test_wrong_credentials_fail_with_a_clear_message(s3_bucket, s3_config, monkeypatch):

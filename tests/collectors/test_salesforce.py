@@ -21,7 +21,8 @@ import requests
 from collectors import http
 from collectors.base import SourceError
 from conftest import ROOT, free_port, make_config, wait_for_port
-from pipeline import Writer, run_source
+from warehouse.writer import Writer
+from scheduler import run_source
 from salesforce_support import (CLIENT_ID_ENV, CLIENT_SECRET_ENV, MQL, expected_days, history_start, read_since,
                                 salesforce_settings, stage_reached)
 from simulators import salesforce as simulator
@@ -102,7 +103,7 @@ def test_first_run_reads_the_history_window_page_by_page_and_the_next_run_only_w
         assert table(writer, "raw_salesforce_lead_status_changes", "ts, old_status, new_status")
         assert {(row["CreatedDate"], row["OldValue"], row["NewValue"]) for row in converted.status_history(NOW)} <= \
             table(writer, "raw_salesforce_lead_status_changes", "ts, old_status, new_status")
-        assert ingest.load_cursor(writer.con, "salesforce") == {"system_modstamp": NOW.isoformat()}
+        assert writer.cursor("salesforce") == {"system_modstamp": NOW.isoformat()}
 
         later = NOW + timedelta(days=2)
         sim.set_time(later)
@@ -238,14 +239,14 @@ def test_a_limit_that_does_not_lift_fails_the_run_clearly_and_the_next_run_recov
         with pytest.raises(http.Unavailable, match="REQUEST_LIMIT_EXCEEDED.*gave up after 5 attempts"):
             run_source(writer, "salesforce")
         assert "REQUEST_LIMIT_EXCEEDED" in State(writer.cfg).recent_runs("salesforce")[0]["error"]
-        assert ingest.load_cursor(writer.con, "salesforce") is None
+        assert writer.cursor("salesforce") is None
         sim.inject_faults(1, status=403, retry_after=3600)   # a wait longer than a run should block: fail now
         started = clock.monotonic()
         with pytest.raises(http.Unavailable, match="wait 3600s"):
             run_source(writer, "salesforce")
         assert clock.monotonic() - started < 10
         run_source(writer, "salesforce")
-        assert ingest.load_cursor(writer.con, "salesforce") == {"system_modstamp": NOW.isoformat()}
+        assert writer.cursor("salesforce") == {"system_modstamp": NOW.isoformat()}
     finally:
         writer.close()
 
@@ -256,7 +257,7 @@ def test_an_answer_cut_short_fails_the_run_without_moving_the_cursor_and_the_nex
         sim.partial_pages = 1
         with pytest.raises(http.BadResponse, match=r"ended after \d+ of its \d+ records"):
             run_source(writer, "salesforce")
-        assert ingest.load_cursor(writer.con, "salesforce") is None and not stored_ids(writer)
+        assert writer.cursor("salesforce") is None and not stored_ids(writer)
         run_source(writer, "salesforce")
         assert stored_ids(writer) == expected_ids(sim, 10)
     finally:
@@ -313,7 +314,7 @@ def test_backfill_reads_the_records_created_in_the_range_and_leaves_the_cursor_a
     try:
         first, last = date(2026, 1, 5), date(2026, 1, 25)
         summary = run_source(writer, "salesforce", start=first, end=last)
-        assert summary.batches == 3 and ingest.load_cursor(writer.con, "salesforce") is None
+        assert summary.batches == 3 and writer.cursor("salesforce") is None
         assert table(writer, "raw_salesforce_leads", "id") == {
             (lead.id,) for lead in sim.leads() if first <= lead.created.date() <= last}
         assert table(writer, "raw_salesforce_opportunities", "id") == {

@@ -14,7 +14,8 @@ import pytest
 
 from collectors.base import SourceError
 from conftest import make_config
-from pipeline import Writer, run_source
+from warehouse.writer import Writer
+from scheduler import run_source
 from simulators.seo import SeoSimulator, write_csv
 from warehouse import ingest, queries
 from warehouse.awareness_sql import CTR_BY_POSITION
@@ -232,18 +233,18 @@ def test_malformed_rankings_and_unusable_pages_are_quarantined_without_losing_da
         assert expected in reasons
     assert len(stored(writer)) == 20 * 125
 
-    cursor = ingest.load_cursor(writer.con, "seo")
+    cursor = writer.cursor("seo")
     sim.injected.clear()
     sim.advance(days=1)
     sim.inject_faults(1, status=200, only="/rankings", body=b"<html>maintenance</html>")
-    assert run_source(writer, "seo").quarantined == 1 and ingest.load_cursor(writer.con, "seo") == cursor
+    assert run_source(writer, "seo").quarantined == 1 and writer.cursor("seo") == cursor
     run_source(writer, "seo")
     assert len(stored(writer)) == 21 * 125
 
 
 def test_days_the_tracker_missed_carry_the_previous_share_and_backfill_leaves_the_cursor(writer, sim):
     summary = run_source(writer, "seo", start=date(2025, 8, 10), end=date(2025, 8, 15))
-    assert summary.batches == 1 and ingest.load_cursor(writer.con, "seo") is None
+    assert summary.batches == 1 and writer.cursor("seo") is None
     assert {r[0] for r in stored(writer)} == {date(2025, 8, d) for d in (10, 11, 14, 15)}   # 12 and 13 missed
     by_day = shares(writer.cfg, date(2025, 8, 10), date(2025, 8, 15))
     assert by_day["2025-08-12"] == by_day["2025-08-13"] == by_day["2025-08-11"]

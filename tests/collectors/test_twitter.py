@@ -15,9 +15,10 @@ from requests.adapters import HTTPAdapter
 
 from collectors.base import SourceError
 from collectors.twitter import RouteToBaseUrl, new_client
-from config import TwitterConfig
+from collectors.twitter import TwitterConfig
 from conftest import FIXTURES, make_config
-from pipeline import Writer, run_source
+from warehouse.writer import Writer
+from scheduler import run_source
 from simulators.twitter import TwitterSimulator
 from warehouse import queries
 from warehouse.lake import Reader

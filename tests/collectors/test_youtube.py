@@ -17,7 +17,8 @@ import requests
 from collectors import http
 from collectors.base import SourceError
 from conftest import FIXTURES, make_config
-from pipeline import Writer, run_source
+from warehouse.writer import Writer
+from scheduler import run_source
 from simulators.youtube import CHANNEL_ID, YouTubeSimulator
 from warehouse import ingest, queries
 from warehouse.lake import Reader
@@ -106,7 +107,7 @@ def test_first_run_backfills_in_chunks_and_counts_missing_days_only_once_a_later
         # Yesterday is not reported yet: nothing stored for it, not even a zero.
         assert ("youtube.views", TODAY - timedelta(days=1)) not in stored
         # The cursor stops where YouTube stops revising days (late_days = 3).
-        assert ingest.load_cursor(writer.con, "youtube") == {"final_through": "2026-02-26"}
+        assert writer.cursor("youtube") == {"final_through": "2026-02-26"}
 
         views = series(writer.cfg, "youtube.views", first_day, TODAY)
         assert views == {d.isoformat(): stored.get(("youtube.views", d), 0) for d in _days(first_day, TODAY)}
@@ -139,7 +140,7 @@ def test_later_runs_ask_only_from_the_cursor_and_replace_provisional_days(tmp_pa
         asked_before = len(sim.report_requests())
         second = run_source(writer, "youtube")
         assert sim.report_requests()[asked_before:] == [(date(2026, 2, 27), TODAY)]
-        assert ingest.load_cursor(writer.con, "youtube") == {"final_through": "2026-02-27"}
+        assert writer.cursor("youtube") == {"final_through": "2026-02-27"}
         stored = effective(writer)
         assert stored[("youtube.views", provisional_day)] > first_views      # YouTube revised it upward
         assert stored == reported(sim, TODAY - timedelta(days=30), TODAY)
@@ -153,7 +154,7 @@ def test_later_runs_ask_only_from_the_cursor_and_replace_provisional_days(tmp_pa
         run_source(writer, "youtube", start=older[0], end=older[1])
         assert sim.report_requests()[-1] == older
         assert effective(writer) == reported(sim, older[0], TODAY)
-        assert ingest.load_cursor(writer.con, "youtube") == {"final_through": "2026-02-27"}
+        assert writer.cursor("youtube") == {"final_through": "2026-02-27"}
     finally:
         writer.close()
 
@@ -201,7 +202,7 @@ def test_a_reporting_delay_is_waited_out_not_filled_with_zeros(tmp_path, sim):
         run_source(writer, "youtube")
         delayed_from = TODAY - timedelta(days=8)
         assert max(day for _, day in effective(writer)) == delayed_from - timedelta(days=1)
-        assert ingest.load_cursor(writer.con, "youtube") == {"final_through": "2026-02-21"}
+        assert writer.cursor("youtube") == {"final_through": "2026-02-21"}
 
         sim.set_time(NOW + timedelta(hours=2))             # the delayed days arrive
         run_source(writer, "youtube")
@@ -210,7 +211,7 @@ def test_a_reporting_delay_is_waited_out_not_filled_with_zeros(tmp_path, sim):
             "SELECT count(*) FROM lake.raw_youtube WHERE metric = 'youtube.views' AND value = 0 AND ts >= ?",
             [datetime.combine(delayed_from, datetime.min.time(), UTC)]).fetchone()[0]
         assert zeros == 0
-        assert ingest.load_cursor(writer.con, "youtube") == {"final_through": "2026-02-26"}
+        assert writer.cursor("youtube") == {"final_through": "2026-02-26"}
     finally:
         writer.close()
 
@@ -299,11 +300,11 @@ def test_malformed_answers_are_quarantined_and_never_counted_as_zero(tmp_path, s
         sim.set_time(NOW + timedelta(days=1))
         sim.inject_faults(1, status=200, path="/v2/reports", body={"kind": "youtubeAnalytics#resultTable",
                                                                    "rows": [["2026-02-28", 1, 2, 3]]})
-        cursor = ingest.load_cursor(writer.con, "youtube")
+        cursor = writer.cursor("youtube")
         assert run_source(writer, "youtube").quarantined == 1
-        assert ingest.load_cursor(writer.con, "youtube") == cursor
+        assert writer.cursor("youtube") == cursor
         run_source(writer, "youtube")
-        assert ingest.load_cursor(writer.con, "youtube") == {"final_through": "2026-02-27"}
+        assert writer.cursor("youtube") == {"final_through": "2026-02-27"}
 
         # A channel that hides its count: quarantined, and the subscriber history keeps its last anchor.
         anchored = series(writer.cfg, "youtube.subscribers", TODAY, TODAY)

@@ -1,5 +1,5 @@
 """Build a warehouse for dashboard tests and screenshots through the real write path:
-`pipeline.Writer` -> `warehouse.ingest.commit(Batch)` -> `warehouse.cube.update`.
+`Writer` -> `warehouse.ingest.commit(Batch)` -> `warehouse.cube.update`.
 """
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ from datetime import datetime
 from pathlib import Path
 
 import config
+import collectors
 from collectors.base import Batch
-from pipeline import Writer
+from warehouse.writer import Writer
 from warehouse import cube, ingest
 
 _request_ids = itertools.count(1)
@@ -31,7 +32,7 @@ bucket = "downloads-logs"
 [sources.github]
 repos = {json.dumps(list(repos))}
 """)
-    return config.load(path)
+    return collectors.load_config(path)
 
 
 def download(ts: datetime, version: str, artifact: str = "cdap", *, status: int = 200,
@@ -55,9 +56,9 @@ def fill(cfg: config.Config, downloads: list[dict] = (), stargazers: list[dict] 
     writer = Writer(cfg)
     try:
         for i in range(0, len(downloads), chunk):
-            ingest.commit(writer.con, "s3_access_logs", Batch({"raw_s3_access_logs": list(downloads[i:i + chunk])}))
+            writer.commit("s3_access_logs", Batch({"raw_s3_access_logs": list(downloads[i:i + chunk])}))
         if stargazers or snapshots:
-            ingest.commit(writer.con, "github", Batch({"raw_github_stargazers": list(stargazers),
+            writer.commit("github", Batch({"raw_github_stargazers": list(stargazers),
                                                        "raw_github_snapshots": list(snapshots)}))
         cube.update(writer.con, cfg)
     finally:

@@ -4,7 +4,7 @@
     python tests/dashboard/make_screenshot.py --config config.toml  # an existing warehouse (e.g. after make run)
 
 Without --config it generates 18 months of realistic-looking data through the real write path
-(pipeline.Writer -> ingest.commit -> cube.update): daily downloads of four CDAP versions, each adopted after
+(Writer -> ingest.commit -> cube.update): daily downloads of four CDAP versions, each adopted after
 its release and fading after the next, with weekly seasonality, a holiday dip and growth; and stargazers of
 two repositories. Then it runs `streamlit run app.py` and captures the page with headless Chromium.
 """

@@ -13,6 +13,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import config  # noqa: E402
+import collectors
 
 BASE = datetime(2025, 1, 1, tzinfo=timezone.utc)
 CHECK_SQL = """
@@ -23,7 +24,7 @@ CHECK_SQL = """
 
 
 def make_config(directory: str, tz: str = "America/New_York") -> config.Config:
-    return config.from_dict({"warehouse": {"dir": directory, "timezone": tz},
+    return collectors.config_from_dict({"warehouse": {"dir": directory, "timezone": tz},
                              "sources": {"s3_access_logs": {"bucket": "b"}, "github": {"repos": ["o/r"]}}},
                             Path(directory) / "config.toml")
 
@@ -47,15 +48,15 @@ def write_batches(directory: str, tag: str, batches: int, size: int, cube_every:
 
     logging.getLogger("caskalytics.retry").addHandler(CountRetries(logging.WARNING))
     try:
-        import pipeline
+        from warehouse.writer import Writer
         from collectors.base import Batch
         from warehouse import cube, ingest
         cfg = make_config(directory)
-        writer = pipeline.Writer(cfg)
+        writer = Writer(cfg)
         queue.put(("ready", tag, None))
         go.wait(120)
         for i in range(batches):
-            result = ingest.commit(writer.con, "s3_access_logs",
+            result = writer.commit("s3_access_logs",
                                    Batch(records={"raw_s3_access_logs": rows(tag, i, size)}, cursor={"batch": i}),
                                    cursor_source=f"s3_access_logs.{tag}")
             assert result.inserted == size, result

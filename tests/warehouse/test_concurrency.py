@@ -11,7 +11,7 @@ import multiprocessing
 import queue as queue_module
 import sys
 
-import pipeline
+from warehouse.writer import Writer
 from warehouse import cube, lake
 
 import lake_workers
@@ -58,7 +58,7 @@ def stop_all(processes) -> None:
 
 def fresh_lake(tmp_path) -> str:
     directory = str(tmp_path / "var")
-    pipeline.Writer(lake_workers.make_config(directory)).close()    # the catalog and tables exist
+    Writer(lake_workers.make_config(directory)).close()    # the catalog and tables exist
     return directory
 
 
@@ -111,7 +111,7 @@ def test_two_writers_committing_at_once_both_succeed_and_lose_no_batch(tmp_path)
     assert results["a"]["retries"] + results["b"]["retries"] > 0, results
 
     cfg = lake_workers.make_config(directory)
-    writer = pipeline.Writer(cfg)
+    writer = Writer(cfg)
     try:
         con = writer.con
         total = 2 * batches * SIZE

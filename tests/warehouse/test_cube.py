@@ -13,7 +13,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 import config
-import pipeline
+import collectors
+from warehouse.writer import Writer
 from collectors.base import Batch
 from warehouse import cube, ingest, queries
 from warehouse.lake import Reader
@@ -58,13 +59,13 @@ VARIANTS = [  # (metric, where, by)
 
 
 def make_config(directory, tz: str) -> config.Config:
-    return config.from_dict({"warehouse": {"dir": str(directory), "timezone": tz},
+    return collectors.config_from_dict({"warehouse": {"dir": str(directory), "timezone": tz},
                              "sources": {"s3_access_logs": {"bucket": "b"}, "github": {"repos": ["o/r", "o/s"]}}},
                             directory / "config.toml")
 
 
-def commit(writer: pipeline.Writer, source: str, table: str, rows: list[dict], cursor: dict) -> ingest.BatchResult:
-    return ingest.commit(writer.con, source, Batch(records={table: rows}, cursor=cursor))
+def commit(writer: Writer, source: str, table: str, rows: list[dict], cursor: dict) -> ingest.BatchResult:
+    return writer.commit(source, Batch(records={table: rows}, cursor=cursor))
 
 
 def comparable(answer: dict) -> dict:
@@ -139,7 +140,7 @@ def reference(data):
 def one_batch(tmp_path_factory, data):
     """Everything loaded in one batch per source, rolled up once, reporting zone New York."""
     cfg = make_config(tmp_path_factory.mktemp("one_batch"), NEW_YORK)
-    writer = pipeline.Writer(cfg)
+    writer = Writer(cfg)
     commit(writer, "s3_access_logs", "raw_s3_access_logs", data.s3, {"after": "all"})
     commit(writer, "github", "raw_github_snapshots", data.snapshots, {"after": "all"})
     cube.update(writer.con, cfg)
@@ -237,7 +238,7 @@ def test_recommitting_the_same_records_changes_nothing(one_batch, data, referenc
     cube.update(writer.con, cfg)
     assert rollups(writer.con) == before_rollups
     assert metric_points(writer.con) == before_points
-    assert ingest.load_cursor(writer.con, "s3_access_logs") == {"after": "again"}
+    assert writer.cursor("s3_access_logs") == {"after": "again"}
     with Reader(cfg).cursor() as cur:
         check_series(cur, cfg, reference, "downloads", "month", *RANGES["month"][0])
 
@@ -246,7 +247,7 @@ def test_recommitting_the_same_records_changes_nothing(one_batch, data, referenc
 def many_batches(tmp_path_factory, data):
     """The same records in shuffled batches (late data included), with a cube update after each."""
     cfg = make_config(tmp_path_factory.mktemp("many_batches"), NEW_YORK)
-    writer = pipeline.Writer(cfg)
+    writer = Writer(cfg)
     rng = random.Random(7)
     s3, snapshots = list(data.s3), list(data.snapshots)
     rng.shuffle(s3)
@@ -302,7 +303,7 @@ def test_zones_with_half_hour_offsets_bucket_by_local_time(tmp_path, zone):
     local = ZoneInfo(zone)
     before_midnight = datetime(2025, 1, 1, 23, 50, tzinfo=local).astimezone(timezone.utc)
     after_midnight = datetime(2025, 1, 2, 0, 10, tzinfo=local).astimezone(timezone.utc)
-    writer = pipeline.Writer(cfg)
+    writer = Writer(cfg)
     try:
         commit(writer, "s3_access_logs", "raw_s3_access_logs", [
             {"ts": ts, "bucket": "b", "request_id": f"k{n}", "operation": "REST.GET.OBJECT",
@@ -330,7 +331,7 @@ def test_partial_downloads_group_by_utc_hour_in_a_half_hour_zone_even_when_recor
         return {"ts": datetime(2025, 3, 3, hour, minute, tzinfo=timezone.utc), "bucket": "b", "request_id": f"p{n}",
                 "operation": "REST.GET.OBJECT", "key": "cask/1.2.0/cask.tgz", "remote_ip": "198.51.100.7",
                 "user_agent": "aria2/1.36", "http_status": 206}
-    writer = pipeline.Writer(cfg)
+    writer = Writer(cfg)
     try:
         with Reader(cfg).cursor() as cur:
             def local_hours() -> list[tuple[str, int]]:

@@ -1,0 +1,34 @@
+"""The demo's wiring: start the local simulators that stand in for each enabled source (`make run` with
+`[demo] simulators = true`). What each source needs is declared in its collector module (`Source.demo`); the
+stand-in credentials reach every process through `Config.secret` (see `collectors.load_config`)."""
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import collectors
+from config import Config
+
+BIN = Path(sys.executable).parent
+
+
+def start_simulators(cfg: Config, start: Callable[[str, list[str]], object],
+                     wait_for_port: Callable[[int, str], None]) -> None:
+    """Each enabled source whose declaration names a demo simulator gets it, started as that module's
+    `demo_process(cfg)` says, after the servers it needs (moto, an S3-compatible server, for the S3 logs).
+    `start(name, args)` starts a process; `wait_for_port(port, what)` waits until it listens."""
+    print("Starting the demo simulators...")
+    enabled = [collectors.SOURCES[name] for name in cfg.enabled_sources()]
+    if any("moto" in source.demo.needs for source in enabled):
+        start("moto", [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(cfg.demo.moto_port)])
+        wait_for_port(cfg.demo.moto_port, "moto server")
+    for source in enabled:
+        if source.demo.simulator is None:
+            continue
+        module = importlib.import_module(f"simulators.{source.demo.simulator}")
+        args, port = module.demo_process(cfg)
+        start(f"{source.name}-simulator", [sys.executable, "-m", f"simulators.{source.demo.simulator}", *args])
+        if port:
+            wait_for_port(port, f"{source.name} simulator")
