@@ -2,15 +2,12 @@
 expected; secrets come from the environment variables the `*_env` keys name, never from the file."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import config  # noqa: E402
-from config import ConfigError  # noqa: E402
+import config
+from config import ConfigError
 
 MINIMAL = """
 [warehouse]

@@ -7,19 +7,18 @@ import json
 import time
 import uuid
 from datetime import date, datetime, timezone
-from pathlib import Path
 
 import pytest
 import requests
 
-from conftest import make_config, start_api
+from conftest import FIXTURES, make_config, start_api
 from pipeline import Writer, drain_inbox
 from simulators.github import sign
 from warehouse import queries
 from warehouse.lake import Reader
 from warehouse.state import State
 
-HOOKS = Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures" / "github_webhooks"
+HOOKS = FIXTURES / "github_webhooks"
 SECRET = "It's a Secret to Everybody"      # the test secret of GitHub's docs; the fixture signatures use it
 REPO = "Codertocat/Hello-World"
 
