@@ -1,6 +1,6 @@
 """The tests `make check` leaves out: the `slow` marker, set here by name so the test files stay as they are.
 
-Each took over ~3 s on the shared 2-core machine (browsers, `make run`, concurrent processes, 30-day outages and
+Each took over ~2 s on the shared 2-core machine (browsers, `make run`, concurrent processes, 30-day outages and
 year-long backfills, retries that wait out their back-off, reference comparisons of every grain). `make test`
 runs them all. A new slow test can go in this list or carry `@pytest.mark.slow` itself; to see what is slow,
 `pytest --durations=30`.
@@ -37,6 +37,7 @@ SLOW: dict[str, set[str]] = {
     },
     "collectors/test_github.py": {
         "test_a_server_that_keeps_failing_fails_the_run_which_the_next_run_recovers",
+        "test_backfill_keeps_only_the_range_and_leaves_the_cursor_alone",
         "test_drafts_seen_by_an_authenticated_poller_are_not_counted_until_published",
         "test_malformed_api_items_are_quarantined_and_the_rest_is_stored",
         "test_operator_errors_name_what_to_fix",
@@ -74,14 +75,17 @@ SLOW: dict[str, set[str]] = {
         "test_an_answer_cut_short_fails_the_run_without_moving_the_cursor_and_the_next_run_reads_it",
         "test_an_expired_session_logs_in_again_once_and_a_revoked_one_fails_naming_the_keys",
         "test_backfill_reads_the_records_created_in_the_range_and_leaves_the_cursor_alone",
+        "test_bad_or_missing_credentials_fail_with_the_config_keys_and_never_the_secret",
         "test_first_run_reads_the_history_window_page_by_page_and_the_next_run_only_what_changed",
         "test_malformed_records_are_quarantined_and_the_rest_of_the_page_is_stored",
         "test_old_leads_imported_late_recompute_their_creation_day",
         "test_request_limits_server_errors_and_dropped_connections_are_retried_honouring_retry_after",
         "test_stages_can_come_from_a_date_field_without_status_history",
+        "test_the_demo_simulator_serves_https_with_the_ca_it_writes",
     },
     "collectors/test_seo.py": {
         "test_a_30_day_outage_is_caught_up_in_chunks_to_what_a_never_stopped_run_stored",
+        "test_a_refused_key_and_an_unknown_project_name_their_config_keys",
         "test_csv_files_are_imported_once_and_bad_rows_quarantined",
         "test_days_the_tracker_missed_carry_the_previous_share_and_backfill_leaves_the_cursor",
         "test_malformed_rankings_and_unusable_pages_are_quarantined_without_losing_days",
@@ -91,7 +95,10 @@ SLOW: dict[str, set[str]] = {
     "collectors/test_twitter.py": {
         "test_a_30_day_outage_leaves_no_duplicate_and_carries_the_gauge_across_the_gap",
         "test_a_poll_stores_each_account_and_the_total_at_the_api_clock",
+        "test_a_refused_token_names_bearer_token_env_and_is_not_logged",
         "test_a_used_up_rate_limit_fails_the_run_until_its_reset",
+        "test_backfill_has_nothing_to_read_and_is_not_a_failure",
+        "test_no_account_found_fails_the_run_naming_the_accounts_key",
         "test_rate_limits_server_errors_and_timeouts_are_retried",
         "test_unknown_and_suspended_accounts_are_quarantined_and_the_rest_stored",
     },
