@@ -1,11 +1,12 @@
 # Caskalytics: `make run` starts everything (the demo when config.toml points at simulators);
-# `make test` runs the whole suite. Both set up the virtualenv and system packages they need.
+# `make test` runs the whole suite, `make check` its fast part for the edit-test loop. They set up the virtualenv
+# and system packages they need.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench venv system-test-deps clean
+.PHONY: run test check screenshot bench venv system-test-deps clean
 BEACON_BENCH_FLAGS ?=          # e.g. --quick, or --soak-minutes 30
 
 venv: $(STAMP)
@@ -27,6 +28,14 @@ system-test-deps:
 
 test: venv system-test-deps
 	$(PY) -m pytest -q
+
+# Everything not marked slow (tests/slow_tests.py): no browser, stops at the first failure.
+check: venv
+	$(PY) -m pytest -q -x -m "not slow" -p no:cacheprovider
+
+# The README's dashboard picture (docs/dashboard.png); ARGS="--config config.toml" for an existing warehouse.
+screenshot: venv system-test-deps
+	PYTHONPATH="$(CURDIR)" $(PY) tests/dashboard/make_screenshot.py $(ARGS)
 
 bench: venv
 	@command -v goaccess >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq goaccess >/dev/null; }

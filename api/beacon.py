@@ -32,7 +32,9 @@ import re
 import threading
 import time
 from collections import Counter
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -522,7 +524,15 @@ def hit_endpoint(scope) -> HitEndpoint | None:
     return HIT_ENDPOINTS.get(path.removesuffix("/"))
 
 
-router = APIRouter(on_startup=[freeze_startup_objects], on_shutdown=[close_edge])
+@asynccontextmanager
+async def lifespan(_app) -> AsyncIterator[None]:
+    """The beacon's start and stop; FastAPI runs it inside the app's own lifespan when it includes the router."""
+    freeze_startup_objects()
+    yield
+    await close_edge()
+
+
+router = APIRouter(lifespan=lifespan)
 
 
 @router.get("/js/caskalytics.js", tags=["web beacon"], response_class=Response)

@@ -8,6 +8,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import date, datetime
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
@@ -35,7 +37,14 @@ class CaskalyticsApi(FastAPI):
         await super().__call__(scope, receive, send)
 
 
-app = CaskalyticsApi(title="Caskalytics", version="0.1.0",
+@asynccontextmanager
+async def lifespan(_app) -> AsyncIterator[None]:
+    """At shutdown, close the reader (its read-only attach of the lake)."""
+    yield
+    services().reader.close()
+
+
+app = CaskalyticsApi(title="Caskalytics", version="0.1.0", lifespan=lifespan,
                      description="Marketing and adoption analytics: metrics, rollups, pipeline health.")
 app.include_router(beacon_router)      # /js/caskalytics.js, /beacon/dropped, the beacon's start and stop
 deps.start()      # the config is read now: a bad one stops the API with one line, before it listens
@@ -167,8 +176,3 @@ async def github_webhook(request: Request, svc: Services = Depends(services)):
                                             "user-agent") if k in request.headers}
     stored = await run_in_threadpool(svc.state.receive, "github", delivery, kept, body)
     return JSONResponse({"ok": True, "duplicate": not stored}, status_code=202 if stored else 200)
-
-
-@app.on_event("shutdown")
-def close_reader() -> None:
-    services().reader.close()

@@ -12,12 +12,17 @@ from pathlib import Path
 import boto3
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-FIXTURES = ROOT.parent / "shared" / "fixtures"
-sys.path.insert(0, str(ROOT))
-
-import config as config_module  # noqa: E402
 import collectors
+import config as config_module
+import slow_tests
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = Path(__file__).resolve().parent / "fixtures"     # recorded payloads; provenance in its README.md
+
+
+@pytest.hookimpl(tryfirst=True)     # before `-m "not slow"` deselects by marker
+def pytest_collection_modifyitems(items):
+    slow_tests.mark_slow(items)
 
 
 def free_port() -> int:

@@ -9,11 +9,8 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import config  # noqa: E402
 import collectors
-from config import ConfigError  # noqa: E402
+from config import ConfigError
 
 MINIMAL = """
 [warehouse]

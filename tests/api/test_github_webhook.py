@@ -7,20 +7,19 @@ import json
 import time
 import uuid
 from datetime import date, datetime, timezone
-from pathlib import Path
 
 import pytest
 import requests
 
-from conftest import make_config, start_api
-from warehouse.writer import Writer
+from conftest import FIXTURES, make_config, start_api
 from scheduler import drain_inbox
+from warehouse.writer import Writer
 from simulators.github import sign
 from warehouse import queries
 from warehouse.lake import Reader
 from warehouse.state import State
 
-HOOKS = Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures" / "github_webhooks"
+HOOKS = FIXTURES / "github_webhooks"
 SECRET = "It's a Secret to Everybody"      # the test secret of GitHub's docs; the fixture signatures use it
 REPO = "Codertocat/Hello-World"
 

@@ -7,20 +7,19 @@ from __future__ import annotations
 
 import json
 from datetime import date, datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 
 from collectors.beacon import Hit, deliveries_batch, encode
-from conftest import make_config
-from warehouse.writer import Writer
+from conftest import FIXTURES, make_config
 from scheduler import drain_inbox, run_source
+from warehouse.writer import Writer
 from simulators import beacon as simulator
 from warehouse import queries
 from warehouse.state import State
 
 UTC = timezone.utc
-HOOKS = Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures" / "github_webhooks"
+HOOKS = FIXTURES / "github_webhooks"
 WEB = {"sessions": "web.sessions", "new": "web.new_visitors", "returning": "web.returning_visitors",
        "blog": "web.blog_views", "visitors": "web.visitors", "pageviews": "web.pageviews"}
 

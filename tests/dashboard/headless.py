@@ -96,7 +96,8 @@ class Chromium:
             port = self._devtools_port(timeout)
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=5) as answer:
                 page = next(t for t in json.load(answer) if t["type"] == "page")
-            self.ws = connect(page["webSocketDebuggerUrl"], max_size=None, open_timeout=timeout)
+            self.ws = connect(page["webSocketDebuggerUrl"], max_size=None, open_timeout=timeout,
+                              legacy=True)     # held across calls (not a `with` block), closed by close()
             self.call("Page.enable")
             self.call("Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1,
                       mobile=False)

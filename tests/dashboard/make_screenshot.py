@@ -1,7 +1,9 @@
 """Screenshot the dashboard for the README (docs/dashboard.png).
 
-    python tests/dashboard/make_screenshot.py                       # demo-like data in a temp warehouse
-    python tests/dashboard/make_screenshot.py --config config.toml  # an existing warehouse (e.g. after make run)
+    make screenshot                                   # demo-like data in a temp warehouse
+    make screenshot ARGS="--config config.toml"       # an existing warehouse (e.g. after make run)
+
+(The Makefile puts the repository on PYTHONPATH, which this script and lakefill import from.)
 
 Without --config it generates 18 months of realistic-looking data through the real write path
 (Writer -> ingest.commit -> cube.update): daily downloads of four CDAP versions, each adopted after
@@ -17,12 +19,10 @@ import tempfile
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
-sys.path[:0] = [str(Path(__file__).resolve().parents[2]), str(Path(__file__).resolve().parent)]
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-import headless  # noqa: E402
-import lakefill  # noqa: E402
+import headless      # beside this script, which Python puts first on sys.path
+import lakefill
 
 DAYS = 560
 RELEASES = {"6.7.0": -60, "6.8.0": 150, "6.9.0": 345, "6.10.0": 500}     # day offsets from the first day

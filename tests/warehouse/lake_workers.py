@@ -1,19 +1,17 @@
 """Process bodies for test_concurrency.py (spawned: each runs in a fresh interpreter, as the scheduler, the
-API and the dashboard sessions do). Each reports one message on the queue and never raises."""
+API and the dashboard sessions do). Each reports one message on the queue and never raises. A spawned child
+starts with the parent's sys.path, so it imports the project (and this module) as pytest set them up."""
 from __future__ import annotations
 
 import json
 import logging
-import sys
 import time
 import traceback
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-import config  # noqa: E402
 import collectors
+import config
 
 BASE = datetime(2025, 1, 1, tzinfo=timezone.utc)
 CHECK_SQL = """
