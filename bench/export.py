@@ -6,11 +6,13 @@ Then, each in its own child process so that its peak RSS (wait4) is its own, for
 - COPY: `COPY (SELECT * FROM raw) TO 'file' (FORMAT parquet | csv | json)`, DuckDB's native writer;
 - ours: `export(con.execute("SELECT * FROM raw").to_arrow_reader(BATCH_ROWS), fmt)`, the chunk iterator
   written to a file, as an HTTP response body would consume it.
-Prints seconds, rows/s, CPU seconds, peak RSS, file size, and ours/COPY throughput. Targets: ratio >= 0.5
+Prints seconds (the export alone, inside the child), rows/s, CPU seconds and peak RSS (the whole child: Python,
+imports and DuckDB's buffer pool included; "DuckDB" is what that pool held at the end, mostly the table's
+blocks it read), file size, and ours/COPY throughput. Targets: ratio >= 0.5
 for parquet and csv, and peak RSS <= 512 MB for ours. Formats without a COPY twin (hyper, xlsx) are timed
 alone when asked for with --formats.
 
-    python bench/export.py [--rows 10000000] [--quick] [--formats parquet,csv,ndjson,hyper] [--rounds 1]
+    python bench/export.py [--rows 10000000] [--quick] [--formats parquet,csv,ndjson,hyper] [--rounds 2]
 """
 from __future__ import annotations
 
@@ -77,7 +79,10 @@ def worker(db: str, mode: str, fmt: str, out: str) -> None:
             for chunk in result.chunks:
                 f.write(chunk)
     seconds = time.perf_counter() - started
-    print(json.dumps({"export_seconds": seconds, "bytes": os.path.getsize(out)}))
+    # DuckDB keeps the table's blocks it read in its buffer pool: part of the peak RSS of both programs, and
+    # the part that grows with the table (in the API the lake's Parquet files play that part).
+    cached = con.execute("SELECT sum(memory_usage_bytes) FROM duckdb_memory()").fetchone()[0] or 0
+    print(json.dumps({"export_seconds": seconds, "bytes": os.path.getsize(out), "duckdb_mb": cached / 1e6}))
 
 
 def count_rows(fmt: str, path: Path) -> int:
@@ -105,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="1,000,000 rows (overrides --rows)")
     parser.add_argument("--formats", default="parquet,csv",
                         help="comma-separated: parquet, csv, ndjson (each against COPY), hyper, xlsx (ours only)")
-    parser.add_argument("--rounds", type=int, default=1, help="runs of each program; the best is reported")
+    parser.add_argument("--rounds", type=int, default=2, help="runs of each program, taking turns; the fastest counts")
     parser.add_argument("--worker", nargs=4, metavar=("DB", "MODE", "FMT", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
@@ -118,39 +123,48 @@ def main(argv: list[str] | None = None) -> int:
     db = dataset(rows)
     print(f"Export benchmark: {rows:,} rows (ts TIMESTAMPTZ, key, status, bytes, ip) over one year; "
           f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}\n", flush=True)
-    header = f"{'format':8} {'program':28} {'seconds':>8} {'rows/s':>12} {'CPU s':>7} {'peak RSS':>9} {'MB out':>8}"
+    header = (f"{'format':8} {'program':28} {'seconds':>8} {'rows/s':>12} {'CPU s':>7} {'peak RSS':>9} "
+              f"{'DuckDB':>7} {'MB out':>8}")
     print(header + "\n" + "-" * len(header), flush=True)
     results, verdicts = [], []
     for fmt in formats:
-        runs = {}
-        for mode in (["copy"] if fmt in COPY_FORMATS else []) + ["ours"]:
-            out = OUT / f"export-{mode}.{fmt}"
-            best = None
-            for _ in range(args.rounds):
+        modes = (["copy"] if fmt in COPY_FORMATS else []) + ["ours"]
+        best: dict[str, tuple] = {}
+        # The programs take turns, round after round, so that both see the same background load; the fastest
+        # run of each counts (the machine is shared: its other work only ever adds time).
+        for _ in range(args.rounds):
+            for mode in modes:
+                out = OUT / f"export-{mode}.{fmt}"
                 out.unlink(missing_ok=True)
                 run = run_measured([sys.executable, __file__, "--worker", str(db), mode, fmt, str(out)])
-                if best is None or run.seconds < best.seconds:
-                    best = run
-            inner = json.loads(best.stdout.strip().splitlines()[-1])
-            written = count_rows(fmt, out)
-            if written not in (rows, -1):
-                raise SystemExit(f"{mode} {fmt} wrote {written:,} rows, not {rows:,}")
-            out.unlink(missing_ok=True)
+                inner = json.loads(run.stdout.strip().splitlines()[-1])
+                written = count_rows(fmt, out)
+                out.unlink(missing_ok=True)
+                if written not in (rows, -1):
+                    raise SystemExit(f"{mode} {fmt} wrote {written:,} rows, not {rows:,}")
+                if mode not in best or inner["export_seconds"] < best[mode][1]["export_seconds"]:
+                    best[mode] = (run, inner, os.getloadavg()[0])
+        runs = {}
+        for mode in modes:
+            run, inner, load = best[mode]
             program = f"DuckDB COPY (FORMAT {COPY_FORMATS[fmt]})" if mode == "copy" else "ours (streamed chunks)"
             runs[mode] = entry = {"format": fmt, "program": mode, "rows": rows, "seconds": inner["export_seconds"],
-                                  "process_seconds": best.seconds, "cpu_seconds": best.cpu_seconds,
-                                  "peak_mb": best.peak_mb, "megabytes": inner["bytes"] / 1e6,
-                                  "load": os.getloadavg()[0]}
+                                  "process_seconds": run.seconds, "cpu_seconds": run.cpu_seconds,
+                                  "peak_mb": run.peak_mb, "duckdb_mb": inner["duckdb_mb"],
+                                  "megabytes": inner["bytes"] / 1e6, "load": load}
             results.append(entry)
             print(f"{fmt:8} {program:28} {entry['seconds']:8.2f} {rows / entry['seconds']:12,.0f} "
-                  f"{entry['cpu_seconds']:7.1f} {entry['peak_mb']:7.0f}MB {entry['megabytes']:8.1f}", flush=True)
+                  f"{entry['cpu_seconds']:7.1f} {entry['peak_mb']:7.0f}MB {entry['duckdb_mb']:5.0f}MB "
+                  f"{entry['megabytes']:8.1f}", flush=True)
         ours = runs["ours"]
         memory_ok = ours["peak_mb"] <= TARGET_MB
         if "copy" in runs:
             ratio = runs["copy"]["seconds"] / ours["seconds"]
             ours["ratio"] = ratio
             ok = ratio >= TARGET_RATIO and memory_ok
-            verdicts.append(f"{fmt}: ours/COPY throughput {ratio:.2f} (target >= {TARGET_RATIO}), peak "
+            cpu_ratio = runs["copy"]["cpu_seconds"] / ours["cpu_seconds"]
+            verdicts.append(f"{fmt}: ours/COPY throughput {ratio:.2f} (target >= {TARGET_RATIO}; by CPU seconds "
+                            f"{cpu_ratio:.2f}), peak "
                             f"{ours['peak_mb']:.0f} MB (target <= {TARGET_MB}): {'PASS' if ok else 'MISS'}")
         else:
             verdicts.append(f"{fmt}: {rows / ours['seconds']:,.0f} rows/s, peak {ours['peak_mb']:.0f} MB "

@@ -172,10 +172,11 @@ class _ChunkSink:
         return chunk
 
 
-def _drained(reader: pa.RecordBatchReader, sink: _ChunkSink, writer) -> Iterator[bytes]:
+def _drained(parts, sink: _ChunkSink, writer, write) -> Iterator[bytes]:
+    """Each of `parts` written with `write`, and what it wrote handed out in chunks."""
     try:
-        for batch in reader:
-            writer.write_batch(batch)
+        for part in parts:
+            write(part)
             if (chunk := sink.take()) is not None:
                 yield chunk
     finally:
@@ -188,7 +189,8 @@ def _csv_chunks(reader: pa.RecordBatchReader) -> Iterator[bytes]:
     reader = _with_utc_text(_with_nested_as_json(reader))
     sink = _ChunkSink()
     options = pa_csv.WriteOptions(batch_size=PYTHON_ROWS)     # fewer, larger writes into the sink
-    yield from _drained(reader, sink, pa_csv.CSVWriter(sink, reader.schema, write_options=options))
+    writer = pa_csv.CSVWriter(sink, reader.schema, write_options=options)
+    yield from _drained(reader, sink, writer, writer.write_batch)
 
 
 def _with_utc_text(reader: pa.RecordBatchReader) -> pa.RecordBatchReader:
@@ -213,8 +215,11 @@ def _with_utc_text(reader: pa.RecordBatchReader) -> pa.RecordBatchReader:
 
 
 def _parquet_chunks(reader: pa.RecordBatchReader) -> Iterator[bytes]:
+    # One row group per batch (BATCH_ROWS): gathering four batches per row group made the file 14% smaller
+    # (COPY's is 18% smaller) but took peak RSS at 10M rows from ~450 MB to ~570 MB.
     sink = _ChunkSink()
-    yield from _drained(reader, sink, pq.ParquetWriter(sink, reader.schema, compression=PARQUET_COMPRESSION))
+    writer = pq.ParquetWriter(sink, reader.schema, compression=PARQUET_COMPRESSION)
+    yield from _drained(reader, sink, writer, writer.write_batch)
 
 
 def _is_nested(t: pa.DataType) -> bool:
@@ -262,18 +267,28 @@ def _json_value_sql(f: pa.Field) -> str:
     return column
 
 
+def _lines_bytes(texts: pa.Array) -> bytes:
+    """Arrow strings as newline-terminated lines, straight from the string array's data buffer: appending the
+    newline in Arrow makes the buffer exactly the NDJSON text (no Python string per row)."""
+    lines = pc.binary_replace_slice(texts.cast(pa.large_string()), start=1 << 30, stop=1 << 30, replacement="\n")
+    offsets = lines.buffers()[1]
+    first, last = (int.from_bytes(offsets[8 * i:8 * i + 8], "little") for i in (lines.offset, lines.offset + len(lines)))
+    return lines.buffers()[2][first:last].to_pybytes()
+
+
 def _ndjson_chunks(reader: pa.RecordBatchReader) -> Iterator[bytes]:
     fields = ", ".join(f"{_quoted(f.name)} := {_json_value_sql(f)}" for f in reader.schema)
     sql = f"SELECT to_json(struct_pack({fields}))::VARCHAR FROM batch" if fields else "SELECT '{}' FROM batch"
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
+    con.execute("SET threads = 1")     # small pieces; a second thread only adds its own malloc arena
     try:
         for batch in reader:
             if not batch.num_rows:
                 continue
-            con.register("batch", pa.Table.from_batches([batch]))
-            lines = con.execute(sql).to_arrow_table().column(0).to_pylist()
-            yield ("\n".join(lines) + "\n").encode()
+            for start in range(0, batch.num_rows, PYTHON_ROWS // 2):
+                con.register("batch", pa.Table.from_batches([batch.slice(start, PYTHON_ROWS // 2)]))
+                yield b"".join(_lines_bytes(texts) for texts in con.execute(sql).to_arrow_table().column(0).chunks)
     finally:
         con.close()
 
