@@ -314,6 +314,27 @@ def test_file_formats_leave_no_files_behind(fmt, monkeypatch, tmp_path, con):
     assert leftovers == [] and sorted(p.name for p in tmp_path.iterdir()) == ["temp"]
 
 
+ODD_SQL = """SELECT INTERVAL 3 DAY AS span, '\\x00ab'::BLOB AS raw, [1, 2] AS list, {'x': 1, 'y': 'z'} AS record,
+                     MAP {'a': 1} AS mapping, union_value(num := 2)::UNION(num INTEGER, str VARCHAR) AS choice,
+                     18446744073709551615::UBIGINT AS huge, 'b'::ENUM('a', 'b') AS label,
+                     TIMESTAMP_NS '2024-01-01 00:00:00.123456789' AS ns"""
+
+
+def test_any_type_a_query_returns_exports_in_every_format(con, tmp_path):
+    """/sql results can hold any DuckDB type: what a format cannot hold goes as text, never a failure."""
+    csv_rows, _ = read_csv(body(export(con.execute(ODD_SQL).to_arrow_reader(), "csv")), [], [])
+    assert csv_rows == [("3 days", "\\x00ab", "[1,2]", '{"x":1,"y":"z"}', '{"a":1}', '{"num":2}',
+                         18446744073709551615, "b", "2024-01-01 00:00:00.123456")]
+    table = pq.read_table(io.BytesIO(body(export(con.execute(ODD_SQL).to_arrow_reader(), "parquet"))))
+    assert table.to_pylist()[0]["list"] == [1, 2] and table.to_pylist()[0]["choice"] == '{"num":2}'
+    record = json.loads(body(export(con.execute(ODD_SQL).to_arrow_reader(), "ndjson")))
+    assert record["record"] == {"x": 1, "y": "z"} and record["span"] == "3 days"
+    sheet = read_xlsx(body(export(con.execute(ODD_SQL).to_arrow_reader(), "xlsx"))).active
+    assert [c.value for c in sheet[2]][:3] == ["3 days", "\\x00ab", "[1,2]"]
+    rows, types = read_hyper(body(export(con.execute(ODD_SQL).to_arrow_reader(), "hyper")), tmp_path)
+    assert rows[0][0] == "3 days" and rows[0][1] == b"\x00ab" and types["huge"] == SqlType.double()
+
+
 def test_bad_requests_are_one_sentence_errors():
     with pytest.raises(ExportError, match="unknown export format 'pdf': use one of csv, parquet, ndjson, xlsx, hyper"):
         export(series_frame(), "pdf")
