@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 SOURCE_NAMES = ("salesforce", "beacon", "youtube", "linkedin", "twitter", "meltwater", "seo", "github",
                 "s3_access_logs")
@@ -426,6 +426,14 @@ class NotifyConfig(Section):
     @classmethod
     def http_urls(cls, value: str) -> str:
         return _http_url(value)
+
+    @model_validator(mode="after")
+    def lease_outlasts_a_send(self) -> "NotifyConfig":
+        # A lease that runs out while its send is still going would let a second sender send it too.
+        slowest = max(self.email.timeout_seconds * 4, self.sms.timeout_seconds * 4)   # connect, TLS, AUTH, DATA
+        if self.lease_seconds <= slowest:
+            raise ValueError(f"lease_seconds above {slowest:g} (4 x the longest channel timeout), got {self.lease_seconds:g}")
+        return self
 
 
 class AlertRule(Section):

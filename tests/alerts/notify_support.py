@@ -77,7 +77,8 @@ def notify_config(tmp_path, smtp_port: int, **sections) -> config_module.Config:
         "notify": {"public_url": "https://analytics.example.com", "dashboard_url": "https://dash.example.com",
                    "retry_base_seconds": 60, "retry_max_seconds": 600, "lease_seconds": 120,
                    "email": {"smtp_host": "127.0.0.1", "smtp_port": smtp_port, "sender": "caskalytics@example.com",
-                             "timeout_seconds": 5, "sendgrid_api_key_env": "TEST_SENDGRID_KEY"}},
+                             "timeout_seconds": 5, "sendgrid_api_key_env": "TEST_SENDGRID_KEY"},
+                   "sms": {"timeout_seconds": 5}},
     }, sections)
     path = tmp_path / "config.toml"
     path.write_text(to_toml(data))
