@@ -16,6 +16,7 @@ import base64
 import hashlib
 import html
 import logging
+import re
 import smtplib
 import ssl
 from dataclasses import dataclass, field
@@ -268,12 +269,18 @@ def send_sms(cfg: Config, out: Outgoing) -> str:
 # -- dispatch -----------------------------------------------------------------------------------------------
 def send(cfg: Config, out: Outgoing) -> str:
     """Send one message on its channel; the provider's message id."""
-    if out.channel == "sms":
-        return send_sms(cfg, out)
-    api_key = cfg.secret(cfg.notify.email.sendgrid_api_key_env)
-    if api_key:
-        return send_sendgrid(cfg, api_key, out)
-    return send_smtp(cfg, build_email(cfg, out))
+    try:
+        if out.channel == "sms":
+            return send_sms(cfg, out)
+        api_key = cfg.secret(cfg.notify.email.sendgrid_api_key_env)
+        if api_key:
+            return send_sendgrid(cfg, api_key, out)
+        return send_smtp(cfg, build_email(cfg, out))
+    except DeliveryError as exc:
+        # Servers often quote the address in their refusal ("550 <ann@example.com>: no such user"): errors
+        # end up in logs and in /outbox, where addresses are masked.
+        scrubbed = re.sub(re.escape(out.recipient), mask(out.recipient), str(exc), flags=re.IGNORECASE)
+        raise DeliveryError(scrubbed, exc.permanent) from None
 
 
 def _text(value: bytes | str) -> str:

@@ -82,8 +82,8 @@ def enqueue(state: State | NotifyState, key: str, channel: str, recipient: str, 
     """Queue one message, at most once per `key`.
 
     `topic` is what the recipient can unsubscribe from ("digest:daily", "rule:<name>", ...). For SMS the text
-    is fitted to one message where possible, ending with `link` (e.g. the dashboard view); for e-mail, `link`
-    is the caller's to put in the bodies. Attachments: `Attachment`s, (name, bytes[, content type]) or file
+    is fitted to one message where possible, ending with `link` (e.g. the dashboard view; without one, the
+    SMS ends with `[notify] dashboard_url`); for e-mail, `link` is the caller's to put in the bodies. Attachments: `Attachment`s, (name, bytes[, content type]) or file
     paths, read now so that every attempt sends the same bytes. Raises `ValueError` for a bad channel,
     address, topic or key; answers "queued", "duplicate" (key seen before) or "unsubscribed".
     """
@@ -91,12 +91,15 @@ def enqueue(state: State | NotifyState, key: str, channel: str, recipient: str, 
         raise ValueError("an idempotency key of 1 to 500 characters is required")
     recipient = channels.normalise(channel, recipient)
     check_topic(topic)
+    attachments = list(attachments)
+    if channel == "sms" and attachments:
+        raise ValueError("an SMS cannot carry attachments")
     body_html = html
     if channel == "sms":
         text, body_html = channels.fit_sms(text, link), None
     message = NewMessage(key=key, channel=channel, recipient=recipient, topic=topic, subject=subject,
                          body_text=text, body_html=body_html, headers={},
-                         attachments=[_attachment(a) for a in attachments] if channel == "email" else [])
+                         attachments=[_attachment(a) for a in attachments])
     outcome = notify_state(state).enqueue(message, now or datetime.now(UTC))
     if outcome == "unsubscribed":
         log.info("not queued: %s unsubscribed from %s", mask(recipient), topic)
@@ -165,12 +168,14 @@ def backoff(cfg: Config, attempt: int) -> timedelta:
 
 
 def _outgoing(notify: NotifyState, cfg: Config, row: dict[str, Any], now: datetime) -> Outgoing:
-    headers, link = json.loads(row["headers"]), None
+    headers, link, text = json.loads(row["headers"]), None, row["body_text"]
+    if row["channel"] == "sms" and "://" not in text:
+        text = channels.fit_sms(text, cfg.notify.dashboard_url)     # every SMS points somewhere to look
     if row["channel"] == "email":
         # The same on every attempt: a pure function of the idempotency key (and the sender's domain).
         headers.setdefault("Message-ID", channels.message_id(row["idempotency_key"], cfg.notify.email.sender))
         link = unsubscribe_url(cfg, notify, Subscription(row["recipient"], row["channel"], row["topic"]), now)
-    return Outgoing(channel=row["channel"], recipient=row["recipient"], subject=row["subject"], text=row["body_text"],
+    return Outgoing(channel=row["channel"], recipient=row["recipient"], subject=row["subject"], text=text,
                     html=row["body_html"], headers=headers,
                     attachments=notify.attachments(row["id"]) if row["channel"] == "email" else [],
                     key=row["idempotency_key"], unsubscribe_url=link)

@@ -88,6 +88,17 @@ def test_an_sms_goes_through_sns_short_with_the_dashboard_link(tmp_path, moto_en
     assert len(sms["message"]) <= 160 and sms["message"].endswith("... https://dash.example.com/d/downloads")
     assert sms["message"].startswith("Downloads dropped below 100 per day: 42")
 
+    # Without a link of the caller's, an SMS points at the dashboard.
+    enqueue(state, "failures:github:+15555550123", "sms", "+15555550123", "GitHub failing",
+            "GitHub collection failed 3 times in a row.", topic="failures")
+    deliver_due(state, cfg)
+    row = notify_state(state).message_by_key("failures:github:+15555550123")
+    published = requests.get(f"{moto_endpoint}/moto-api/data.json", timeout=10).json()["sns"]["SMS"]
+    [sms] = [m for m in published if m["message_id"] == row["provider_message_id"]]
+    assert sms["message"] == "GitHub collection failed 3 times in a row. https://dash.example.com"
+    with pytest.raises(ValueError, match="attachments"):
+        enqueue(state, "k", "sms", "+15555550123", "s", "t", attachments=[("a.pdf", PDF)], topic="failures")
+
 
 def test_smtp_with_starttls_and_auth(tmp_path, monkeypatch):
     ca = trustme.CA()

@@ -126,8 +126,8 @@ def test_a_recipient_the_server_refuses_for_good_is_dead_at_once(tmp_path, smtp_
 
     assert deliver_due(state, cfg) == {"dead": 1}
     row = notify_state(state).message_by_key("k-gone")
-    assert row["status"] == "dead" and "550" in row["last_error"] and "g***@example.com" in row["last_error"]
-    assert "gone@" not in row["last_error"]
+    assert row["status"] == "dead" and "550" in row["last_error"] and "no such user" in row["last_error"]
+    assert "gone@" not in row["last_error"] and "g***@example.com" in row["last_error"]   # the server quoted it
 
 
 KILLED_SENDER = """
