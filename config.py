@@ -11,10 +11,11 @@ import os
 import re
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, StrictBool, ValidationError, field_validator
+from pydantic import (BaseModel, ConfigDict, Field, PrivateAttr, StrictBool, ValidationError, field_validator,
+                      model_validator)
 
 SCHEDULE_PATTERN = re.compile(r"^every (\d+) (minute|minutes|hour|hours)$|^daily at (\d\d):(\d\d)$")
 
@@ -85,6 +86,164 @@ class ReplicationConfig(Section):
     endpoint_url: str = ""
 
 
+# -- notifications and alerts ---------------------------------------------------------------------------------
+EMAIL_PATTERN = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+                           r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$")
+PHONE_PATTERN = re.compile(r"^\+[1-9]\d{1,14}$")        # E.164
+GRAINS = ("hour", "day", "week", "month", "quarter", "year")
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+
+def _recipients(value: list[str]) -> list[str]:
+    for address in value:
+        if not (EMAIL_PATTERN.match(address) or PHONE_PATTERN.match(address)):
+            raise ValueError(f"e-mail addresses or E.164 phone numbers such as '+15555550123', got {address!r}")
+    return value
+
+
+def _http_url(value: str) -> str:
+    if not re.fullmatch(r"https?://[^\s/]+(/\S*)?", value):
+        raise ValueError(f"an http(s) URL such as 'https://analytics.example.com', got {value!r}")
+    return value.rstrip("/")
+
+
+class EmailConfig(Section):
+    """SMTP by default; SendGrid's v3 API when the variable `sendgrid_api_key_env` names is set."""
+    smtp_host: str = "localhost"
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    sender: str = "caskalytics@example.com"
+    starttls: bool = False               # upgrade with STARTTLS before AUTH and the message
+    ca_bundle: str = ""                  # PEM file of CAs to trust for STARTTLS; "" = the system CAs
+    username: str = ""                   # "" = no SMTP AUTH
+    password_env: str = "SMTP_PASSWORD"
+    timeout_seconds: float = Field(default=30, gt=0)
+    sendgrid_api_key_env: str = "SENDGRID_API_KEY"
+    sendgrid_url: str = "https://api.sendgrid.com"
+    unsubscribe_mailto: str = ""         # optional second List-Unsubscribe target, e.g. unsubscribe@example.com
+
+    @field_validator("sender")
+    @classmethod
+    def sender_address(cls, value: str) -> str:
+        if not EMAIL_PATTERN.match(value):
+            raise ValueError(f"an e-mail address such as 'caskalytics@example.com', got {value!r}")
+        return value
+
+    @field_validator("unsubscribe_mailto")
+    @classmethod
+    def mailto_address(cls, value: str) -> str:
+        if value and not EMAIL_PATTERN.match(value):
+            raise ValueError(f"an e-mail address (or \"\"), got {value!r}")
+        return value
+
+    @field_validator("sendgrid_url")
+    @classmethod
+    def sendgrid_http_url(cls, value: str) -> str:
+        return _http_url(value)
+
+
+class SmsConfig(Section):
+    """SMS through Amazon SNS Publish to a phone number."""
+    sns_region: str = "us-east-1"
+    endpoint_url: str = ""               # SNS-compatible endpoint (tests, moto); "" = AWS
+    access_key_id_env: str = "AWS_ACCESS_KEY_ID"
+    secret_access_key_env: str = "AWS_SECRET_ACCESS_KEY"
+    sms_type: Literal["Transactional", "Promotional"] = "Transactional"
+    timeout_seconds: float = Field(default=30, gt=0)
+
+
+class NotifyConfig(Section):
+    """How messages leave: channels, the links they carry, and the outbox's retry and in-doubt policy."""
+    public_url: str = "http://127.0.0.1:8000"        # the API as recipients reach it (unsubscribe links)
+    dashboard_url: str = "http://127.0.0.1:8501"     # links in messages
+    unsubscribe_secret_env: str = "CASKALYTICS_UNSUBSCRIBE_SECRET"   # unset = a random key kept in state.sqlite
+    unsubscribe_link_days: int = Field(default=90, ge=1)
+    max_attempts: int = Field(default=8, ge=1)        # then the message is dead
+    retry_base_seconds: float = Field(default=60, gt=0)
+    retry_max_seconds: float = Field(default=3600, gt=0)
+    lease_seconds: float = Field(default=300, gt=0)   # a send still unconfirmed after this is in doubt
+    in_doubt: Literal["resend", "give_up"] = "resend"     # at-least-once (same Message-ID) or at-most-once
+    email: EmailConfig = EmailConfig()
+    sms: SmsConfig = SmsConfig()
+
+    @field_validator("public_url", "dashboard_url")
+    @classmethod
+    def http_urls(cls, value: str) -> str:
+        return _http_url(value)
+
+    @model_validator(mode="after")
+    def lease_outlasts_a_send(self) -> "NotifyConfig":
+        # A lease that runs out while its send is still going would let a second sender send it too.
+        slowest = max(self.email.timeout_seconds * 4, self.sms.timeout_seconds * 4)   # connect, TLS, AUTH, DATA
+        if self.lease_seconds <= slowest:
+            raise ValueError(f"lease_seconds above {slowest:g} (4 x the longest channel timeout), got {self.lease_seconds:g}")
+        return self
+
+
+class AlertRule(Section):
+    name: str
+    metric: str
+    grain: Literal[GRAINS] = "day"
+    below: float | None = None
+    above: float | None = None
+    for_: int = Field(default=1, ge=1, alias="for")   # consecutive evaluated buckets before firing
+    channels: list[Literal["email", "sms"]] = ["email"]
+    recipients: list[str] = []           # e-mail addresses get the e-mail channel, phone numbers the SMS one
+
+    @field_validator("name")
+    @classmethod
+    def printable_name(cls, value: str) -> str:
+        if not value.strip() or len(value) > 100 or not value.isprintable():
+            raise ValueError(f"a name of 1 to 100 printable characters, got {value!r}")
+        return value
+
+    @field_validator("recipients")
+    @classmethod
+    def reachable_recipients(cls, value: list[str], info) -> list[str]:
+        channels = info.data.get("channels", [])
+        for address in _recipients(value):
+            channel = "sms" if PHONE_PATTERN.match(address) else "email"
+            if channel not in channels:
+                raise ValueError(f"recipients the rule's channels reach: {address!r} needs {channel!r} in channels")
+        return value
+
+
+class FailureAlerts(Section):
+    recipients: list[str] = []           # e-mail addresses get e-mail, phone numbers SMS
+    after: int = Field(default=3, ge=1)  # consecutive failed runs of one source
+
+    @field_validator("recipients")
+    @classmethod
+    def recipient_addresses(cls, value: list[str]) -> list[str]:
+        return _recipients(value)
+
+
+class DigestConfig(Section):
+    """When digests go to their subscribers (topics digest:daily, digest:weekly), in [warehouse] timezone."""
+    daily_at: str = "08:00"
+    weekly_day: Literal[WEEKDAYS] = "monday"
+
+    @field_validator("daily_at")
+    @classmethod
+    def time_of_day(cls, value: str) -> str:
+        if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", value):
+            raise ValueError(f"a time of day as HH:MM such as '08:00', got {value!r}")
+        return value
+
+
+class AlertsConfig(Section):
+    rules: list[AlertRule] = []
+    failures: FailureAlerts = FailureAlerts()
+    digests: DigestConfig = DigestConfig()
+
+    @field_validator("rules")
+    @classmethod
+    def unique_names(cls, value: list[AlertRule]) -> list[AlertRule]:
+        names = [rule.name for rule in value]
+        if duplicate := next((name for name in names if names.count(name) > 1), None):
+            raise ValueError(f"rules with distinct names, got {duplicate!r} twice")
+        return value
+
+
 class DisabledSource(SourceConfig):
     """A source switched off with `enabled = false`: no other key is needed, and any left there are kept unread."""
     model_config = ConfigDict(extra="allow")
@@ -110,8 +269,8 @@ class Config(BaseModel):
     sources: SourcesConfig = SourcesConfig()
     demo: DemoConfig = DemoConfig()
     replication: ReplicationConfig = ReplicationConfig()
-    notify: dict[str, Any] = {}      # alerts issue
-    alerts: dict[str, Any] = {}      # alerts issue
+    notify: NotifyConfig = NotifyConfig()
+    alerts: AlertsConfig = AlertsConfig()
     # What the registry attaches at load (`collectors.load_config`): the sources' declarations, which the
     # warehouse reads to create tables and compute metrics, and the demo's stand-in secrets.
     _catalog: Any = PrivateAttr(default=None)

@@ -45,7 +45,10 @@ def services() -> Services:
 def require_token(request: Request) -> None:
     """Bearer token for read endpoints when `[api] token_env` names a set variable; without one, only
     requests from this machine are answered."""
-    cfg = services().cfg
+    check_token(request, services().cfg)
+
+
+def check_token(request: Request, cfg: Config) -> None:
     expected = cfg.secret(cfg.api.token_env)
     if expected is None:
         client = request.client.host if request.client else ""

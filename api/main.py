@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse
 from api import deps
 from api.beacon import hit_endpoint, router as beacon_router
 from api.deps import Services, require_token, services
+from api.notify import router as notify_router
 from warehouse import queries
 from warehouse.lake import WarehouseError
 from warehouse.queries import QueryError, SeriesRequest
@@ -47,6 +48,7 @@ async def lifespan(_app) -> AsyncIterator[None]:
 app = CaskalyticsApi(title="Caskalytics", version="0.1.0", lifespan=lifespan,
                      description="Marketing and adoption analytics: metrics, rollups, pipeline health.")
 app.include_router(beacon_router)      # /js/caskalytics.js, /beacon/dropped, the beacon's start and stop
+app.include_router(notify_router)      # /unsubscribe, /subscriptions, /outbox
 deps.start()      # the config is read now: a bad one stops the API with one line, before it listens
 
 
