@@ -25,7 +25,10 @@ class Metric:
     source: str
     dims: tuple[str, ...]
     description: str
-    unit: str = ""
+    unit: str = ""              # "percent": a share, answered as a float; otherwise a count, answered as an int
+    # False when the values of different dimension values must not be added up (shares of a whole): a series
+    # question must then split by, or filter to one value of, each dimension (queries.series_frame refuses).
+    additive_dims: bool = True
 
 
 CATALOG: dict[str, Metric] = {m.name: m for m in [
@@ -58,7 +61,8 @@ CATALOG: dict[str, Metric] = {m.name: m for m in [
            "Followers of the LinkedIn page: exact when polled, earlier days reconstructed from daily gains"),
     Metric("meltwater.mentions", COUNTER, "meltwater", ("brand",), "Mentions found by the brand's Meltwater search"),
     Metric("seo.share_of_voice", GAUGE, "seo", ("brand",),
-           "Percent of the configured brands' estimated organic clicks (search volume x CTR of the position)"),
+           "Percent of the configured brands' estimated organic clicks (search volume x CTR of the position)",
+           unit="percent", additive_dims=False),
 ]}
 
 # Sources whose gauges are reconstructed from cumulative history: a late record changes every later hour.
