@@ -92,7 +92,7 @@ def metric_series(metric: str, grain: str = "day", from_: date | None = Query(No
                   to: date | None = None, compare: str | None = None, where: list[str] = Query([]),
                   by: list[str] = Query([]), svc: Services = Depends(services)):
     request = SeriesRequest(metric, grain, from_, to, _where(where), by or None, compare)
-    return queries.metric_series(svc.reader.cursor(), svc.cfg, request)
+    return queries.series_json(queries.series_frame(svc.reader.cursor(), svc.cfg, request))
 
 
 def _at(at: str | None) -> datetime | None:

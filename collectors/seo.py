@@ -178,7 +178,7 @@ SOURCE = Source(
     metrics=(
         Metric("seo.share_of_voice", GAUGE, ("brand",),
                "Percent of the configured brands' estimated organic clicks (search volume x CTR of the position)",
-               sql=lambda cfg: seo_share_of_voice_sql(cfg, AFFECTED), additive_dims=False),
+               sql=lambda cfg: seo_share_of_voice_sql(cfg, AFFECTED), unit="percent", additive_dims=False),
     ),
     demo=Demo("seo", secrets={"DEMO_SEO_API_KEY": "demo-seo-key"}),
 )

@@ -67,6 +67,12 @@ def series(path: str, metric: str, grain: str, start: date, end: date, by: tuple
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)
+def kpi(path: str, metric: str, grain: str, start: date, end: date, compare: str | None = None) -> queries.Kpi:
+    """`queries.kpi`: a counter's total over the range (a gauge's latest value), and its change."""
+    return queries.kpi(_cursor(path), settings(path), metric, grain, start, end, compare)
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
 def downloads_by_version(path: str, start: date, end: date) -> list[dict]:
     """`[{"version": ..., "dl": n}, ...]`, newest version first (the `/adoption/downloads` answer)."""
     return queries.downloads_by_version(_cursor(path), settings(path), start, end)["downloads"]

@@ -10,7 +10,7 @@ from plotly.colors import qualitative
 
 from config import Config
 from warehouse.cube import GRAINS
-from warehouse.queries import COMPARE_SHIFT, DEFAULT_SPAN, today
+from warehouse.queries import COMPARE_SHIFT, DEFAULT_SPAN, Kpi, today
 
 COMPARE_LABELS = {"wow": "Week over week", "mom": "Month over month", "yoy": "Year over year"}
 PREVIOUS_LABELS = {"wow": "a week earlier", "mom": "a month earlier", "yoy": "a year earlier"}
@@ -51,6 +51,13 @@ def period_controls(cfg: Config, first: date, last: date) -> Period | None:
         st.info("Pick the last day of the range.")
         return None
     return Period(grain, picked[0], picked[1], compare)
+
+
+def change(kpi: Kpi, compare: str | None) -> str | None:
+    """A KPI's delta line, e.g. "+56 vs a week earlier"; None without a comparison or a number to compare."""
+    if not compare or kpi.delta is None:
+        return None
+    return f"{kpi.delta:+,} vs {PREVIOUS_LABELS[compare]}"
 
 
 def colors(names: list[str]) -> dict[str, str]:

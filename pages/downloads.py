@@ -25,12 +25,9 @@ def downloads_section(path: str, period: widgets.Period, kpis) -> None:
         return
     versions = [t["version"] for t in totals]                 # newest first
     palette = widgets.colors(versions)
-    total = sum(t["dl"] for t in totals)
-    delta = None
-    if period.compare:
-        days = data.series(path, "downloads", "day", period.start, period.end, compare=period.compare)["points"]
-        delta = f"{total - sum(p['previous'] for p in days):+,} vs {widgets.PREVIOUS_LABELS[period.compare]}"
-    kpis[0].metric("Downloads", f"{total:,}", delta, border=True, height="stretch")
+    total = data.kpi(path, "downloads", "day", period.start, period.end, period.compare)
+    kpis[0].metric("Downloads", f"{total.value:,}", widgets.change(total, period.compare), border=True,
+                   height="stretch")
     top = max(totals, key=lambda t: t["dl"])
     kpis[1].metric("Most downloaded version", top["version"], f"{top['dl']:,} downloads", delta_color="off",
                    delta_arrow="off", border=True, height="stretch")
@@ -57,13 +54,10 @@ def stars_section(path: str, period: widgets.Period, kpi) -> None:
         st.info(f"No GitHub stars between {period.start} and {period.end}.")
         return
     repos = sorted(s["dims"]["repo"] for s in answer["series"])
-    latest = sum(s["points"][-1]["value"] for s in answer["series"])
-    delta = None
-    if period.compare:
-        before = sum(s["points"][-1]["previous"] for s in answer["series"])
-        delta = f"{latest - before:+,} vs {widgets.PREVIOUS_LABELS[period.compare]}"
-    kpi.metric("GitHub stars", f"{latest:,}", delta, help=f"Sum over {', '.join(repos)}", border=True,
-               height="stretch")
+    latest = data.kpi(path, "github.stars", period.grain, period.start, period.end, period.compare)
+    shown = "–" if latest.value is None else f"{latest.value:,}"     # no star counted yet at the range's end
+    kpi.metric("GitHub stars", shown, widgets.change(latest, period.compare), help=f"Sum over {', '.join(repos)}",
+               border=True, height="stretch")
     chart = widgets.trend(answer, "repo", widgets.colors(repos),
                           f"GitHub stars by repository (at the end of each {period.grain})", from_zero=False)
     st.plotly_chart(chart, key="stars_over_time", config=widgets.CHART_CONFIG)

@@ -80,7 +80,8 @@ def test_social_media_subscribers_carry_the_exact_linkedin_count(served):
     base_url, linkedin, *_ = served
     answer = get(base_url, "/awareness/socialmedia/subscribers")
     assert answer["linkedin"] == linkedin.histories["2414183"].followers_at(NOW)
-    assert answer["youtube"] == {"views": 0, "subscribers": 0} and answer["twitter"] == 0   # not collected here
+    # not collected here: unknown, not 0
+    assert answer["youtube"] == {"views": None, "subscribers": None} and answer["twitter"] is None
 
 
 def test_the_catalog_lists_the_awareness_metrics(served):
@@ -106,12 +107,14 @@ def test_every_grain_agrees_with_the_days(served, grain):
         assert sum(p["value"] for p in by_grain["points"]) == sum(p["value"] for p in by_day["points"]) > 0
 
     shares = get(base_url, "/metrics/seo.share_of_voice", grain=grain, by="brand", **span)
-    totals: dict[str, float] = {}
+    by_bucket: dict[str, list] = {}
     for series in shares["series"]:
         for point in series["points"]:
-            totals[point["start"]] = totals.get(point["start"], 0) + point["value"]
-    assert totals and all(t == pytest.approx(100) or t == 0 for t in totals.values())
-    assert list(totals.values())[-1] == pytest.approx(100)
+            by_bucket.setdefault(point["start"], []).append(point["value"])
+    # before the first ranking every brand's share is null (unknown), after it they add up to 100
+    assert by_bucket and all(set(v) == {None} or sum(v) == pytest.approx(100) for v in by_bucket.values())
+    assert sum(list(by_bucket.values())[-1]) == pytest.approx(100)
+    assert all(isinstance(v, float) for values in by_bucket.values() for v in values if v is not None)
 
 
 def test_week_over_week_compares_mentions_with_seven_days_earlier(served):

@@ -96,7 +96,7 @@ def test_the_exact_count_and_daily_gains_give_the_follower_history(writer, sim):
     for day in expected:
         later = sum(sum(g) for d, g in expected.items() if d > day)
         assert series[day.isoformat()] == exact - later
-    assert series[(first - timedelta(days=1)).isoformat()] == 0                       # before the history
+    assert series[(first - timedelta(days=1)).isoformat()] is None                    # before the history: unknown
     assert followers(writer.cfg, NOW.date(), NOW.date(), "year") == {"2026-01-01": exact}
 
     asked = len(sim.requests)

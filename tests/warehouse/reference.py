@@ -7,10 +7,13 @@ The recomputation follows the contract words, not the SQL:
 - records are deduplicated by their natural key (bucket, request ID, operation, key);
 - buckets are local wall-clock starts in the reporting zone (hour = local hour, week = ISO Monday);
 - a counter is the sum in the bucket (0 when empty); a gauge is the last observation at or before the
-  bucket's end (carried through empty buckets, 0 before the first one);
+  bucket's end (carried through empty buckets, None before the first one), summed over the series of a group
+  that have one;
 - previous values: wow = 7 days back, mom = 1 calendar month back, yoy = 364 days back for hour/day/week
   and 1 calendar year back for month/quarter/year, truncated to the grain; a previous hour that a DST
-  change skipped does not exist and is 0 (mirrors metric_series, for gauges too).
+  change skipped does not exist: 0 for a counter, None for a gauge;
+- a bucket is complete once it has ended (always, for this old data) and its source has a fact hour starting
+  at or after its end (the bucket after it starts at its end: an hour later in wall-clock time, a day, ...).
 """
 from __future__ import annotations
 
@@ -254,6 +257,12 @@ def period_label(grain: str, b: datetime) -> str:
     return b.strftime({"hour": "%Y-%m-%d %H:00", "day": "%Y-%m-%d", "month": "%Y-%m", "year": "%Y"}[grain])
 
 
+def bucket_end(grain: str, b: datetime) -> datetime:
+    if grain in ("hour", "day", "week"):
+        return b + {"hour": timedelta(hours=1), "day": timedelta(days=1), "week": timedelta(days=7)}[grain]
+    return add_months(b, {"month": 1, "quarter": 3, "year": 12}[grain])
+
+
 def _frozen(d: dict | None) -> tuple:
     return tuple(sorted((k, tuple(v)) for k, v in (d or {}).items()))
 
@@ -268,6 +277,9 @@ class Reference:
         self.events = {metric: sorted(rows, key=lambda e: e[0]) for metric, rows in events.items()}
         self.kinds = {"downloads": "counter", "github.stars": "gauge", "github.forks": "gauge",
                       "github.watchers": "gauge"}
+        # Each source's newest fact hour (whole UTC hours: the test zones have whole-hour offsets).
+        self.latest = {"downloads": max(ts for ts, _, _ in self.events["downloads"]).replace(minute=0, second=0),
+                       "github": max(row["ts"] for row in data.snapshots).replace(minute=0, second=0)}
 
     @lru_cache(maxsize=None)
     def _table(self, metric: str, grain: str, tz: str, where: tuple, by: tuple):
@@ -291,11 +303,8 @@ class Reference:
         table = self._table(metric, grain, tz, where, by)
         if self.kinds[metric] == "counter":
             return table.get((b, group), 0)
-        total = 0
-        for keys, values in table.get(group, {}).values():
-            i = bisect_right(keys, b) - 1
-            total += values[i] if i >= 0 else 0
-        return total
+        seen = [values[i] for keys, values in table.get(group, {}).values() if (i := bisect_right(keys, b) - 1) >= 0]
+        return sum(seen) if seen else None
 
     def groups(self, metric: str, grain: str, tz: str, where: tuple, by: tuple, buckets: list[datetime]) -> list:
         table = self._table(metric, grain, tz, where, by)
@@ -310,6 +319,7 @@ class Reference:
         """What `metric_series` must answer: the contract's keys, plus each point's `period` label."""
         where_key, by_key = _frozen(where), tuple(by or [])
         buckets = bucket_list(grain, start, end, tz)
+        latest = local(self.latest["downloads" if metric == "downloads" else "github"], tz)
 
         def points(group: tuple) -> list[dict]:
             out = []
@@ -318,8 +328,9 @@ class Reference:
                          "value": self.value(metric, grain, tz, where_key, by_key, group, b)}
                 if compare:
                     p = previous_bucket(grain, b, compare)
-                    point["previous"] = (self.value(metric, grain, tz, where_key, by_key, group, p)
-                                         if exists(p, tz) else 0)
+                    point["previous"] = (self.value(metric, grain, tz, where_key, by_key, group, p) if exists(p, tz)
+                                         else 0 if self.kinds[metric] == "counter" else None)
+                point["complete"] = bucket_end(grain, b) <= latest
                 out.append(point)
             return out
 
