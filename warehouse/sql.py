@@ -13,13 +13,14 @@ Anything refused or failed raises `SqlRefused` (a ValueError) whose message is o
 Three layers, each enough for some attacks and none trusted alone:
 
 1. The statement (`warehouse.sql_guard.check_select`, on DuckDB's parse tree, never on the text): exactly
-   one statement, and a SELECT; only the queryable tables and the query's own CTEs; table functions only
+   one statement, and a SELECT; only the queryable tables and the query's own CTEs (whose names may not be
+   those of other tables or views, which an out-of-scope reference would read); table functions only
    from an allow-list (range, generate_series, unnest, json_each, json_tree); other functions only DuckDB's
    own, minus those that read settings/variables, sleep, write, or plan SQL from a string. That refuses
    COPY, EXPORT, ATTACH/DETACH, SET/RESET/PRAGMA, INSTALL/LOAD, CALL (ducklake_* maintenance, checkpoint),
    DDL and DML, transactions, USE, multi-statement strings, read_*/glob/query/sqlite_scan/ducklake_* (which
    STACK-NOTES.md found working even with external access off), files or URLs named as tables,
-   DESCRIBE/SHOW/SUMMARIZE, and the DuckLake catalog's own tables.
+   DESCRIBE/SHOW/SUMMARIZE, prepared-statement parameters, and the DuckLake catalog's own tables.
 2. The connection (`warehouse.sql_worker.locked_down_connection`): a fresh in-memory DuckDB per query that
    attaches the lake READ_ONLY as its default catalog with extensions loaded from the signed wheels, then
    sets `allowed_directories` to the lake's data folder, `enable_external_access = false`, a memory limit,
@@ -32,14 +33,16 @@ Three layers, each enough for some attacks and none trusted alone:
    that is somehow still there KILL_GRACE_S after the limit is killed. At most MAX_CONCURRENT
    queries run at once. The API's long-lived connections never see user SQL.
 
-A worker costs ~0.3-0.5 s to start (Python, DuckDB, extensions, ATTACH): right for ad-hoc SQL, not for
-dashboard widgets, which call `warehouse` query functions instead.
+A worker costs ~0.6 s of CPU to start (Python, DuckDB, checking the two extensions' signatures, ATTACH):
+right for ad-hoc SQL and exports, not for dashboard widgets, which call `warehouse` query functions.
 """
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -52,8 +55,8 @@ import duckdb
 
 from config import Config
 from warehouse import lake
-from warehouse.schema import INGEST_TABLES
-from warehouse.sql_guard import SqlRefused, check_select
+from warehouse.schema import BOOKKEEPING_DDL, INGEST_TABLES
+from warehouse.sql_guard import SqlRefused, callable_functions, check_select, plain_connection
 
 __all__ = ["SqlRefused", "SqlResult", "SqlStream", "run_readonly", "readonly_batches", "queryable_tables"]
 
@@ -63,7 +66,7 @@ DEFAULT_LIMIT = 1000
 MAX_LIMIT = 100_000
 DEFAULT_TIMEOUT_S = 10.0
 MEMORY_LIMIT_MB = 512          # DuckDB's memory_limit in the worker
-ADDRESS_SPACE_MB = MEMORY_LIMIT_MB + 1024   # the worker's RLIMIT_AS: Python, DuckDB, extensions, thread stacks
+ADDRESS_SPACE_MB = MEMORY_LIMIT_MB + 1536   # the worker's RLIMIT_AS: Python, DuckDB, extensions (~800 MB mapped)
 THREADS = 1                    # two cores serve the scheduler, the API and every dashboard session
 MAX_CONCURRENT = 2
 MAX_ANSWER_BYTES = 64_000_000  # run_readonly's JSON answer; exports stream instead
@@ -89,6 +92,21 @@ def table_kinds() -> dict[str, str]:
     kinds = {name: "raw" for name in INGEST_TABLES if name.startswith("raw_")}
     kinds.update(metric_points="facts", rollups="rollups", quarantine="quarantine")
     return kinds
+
+
+@functools.cache
+def _reserved_names() -> frozenset[str]:
+    """Tables and views a query could reach but must not (the worker lists them from its own connection;
+    this is the same list, known without a lake, for refusing early)."""
+    names = set(INGEST_TABLES) | set(re.findall(r"lake\.(\w+)", " ".join(BOOKKEEPING_DDL)))
+    con = plain_connection()
+    try:   # information_schema is off the search path: its names (tables, columns ...) stay free for CTEs
+        names |= {row[0] for row in con.execute(
+            "SELECT table_name FROM duckdb_tables() UNION SELECT view_name FROM duckdb_views() "
+            "WHERE schema_name <> 'information_schema'").fetchall()}
+    finally:
+        con.close()
+    return frozenset(names - set(table_kinds()))
 
 
 def queryable_tables(cfg: Config, con: duckdb.DuckDBPyConnection | None = None) -> list[dict]:
@@ -123,7 +141,7 @@ def run_readonly(cfg: Config, sql: str, limit: int = DEFAULT_LIMIT, timeout_s: f
     if not isinstance(limit, int) or isinstance(limit, bool) or not 0 <= limit <= MAX_LIMIT:
         raise SqlRefused(f"the row limit must be a whole number from 0 to {MAX_LIMIT}")
     timeout = _timeout(timeout_s)
-    text = check_select(sql, table_kinds())      # refuse at once, without starting a process
+    text = check_select(sql, table_kinds(), reserved=_reserved_names())   # refuse at once, without a process
     request = _request(cfg, text, timeout, mode="rows", limit=limit)
     with _slot(timeout):
         process = _start(request)
@@ -164,7 +182,7 @@ def readonly_batches(cfg: Config, sql: str, timeout_s: float | None = None,
     whole stream, including the time the caller takes to consume it; the worker ends on leaving the block."""
     import pyarrow as pa
     timeout = _timeout(timeout_s)
-    text = check_select(sql, table_kinds())
+    text = check_select(sql, table_kinds(), reserved=_reserved_names())
     request = _request(cfg, text, timeout, mode="arrow", batch_rows=batch_rows)
     with _slot(timeout):
         process = _start(request)
@@ -224,7 +242,7 @@ def _request(cfg: Config, sql: str, timeout: float, *, mode: str, limit: int = 0
     if not lake.catalog_path(cfg).exists():
         raise SqlRefused("the lake does not exist yet: start the scheduler (or `make run`) first")
     return {
-        "sql": sql, "tables": sorted(table_kinds()), "mode": mode, "limit": limit, "batch_rows": batch_rows,
+        "sql": sql, "tables": sorted(table_kinds()), "functions": sorted(callable_functions()), "mode": mode, "limit": limit, "batch_rows": batch_rows,
         "timeout_s": timeout, "max_answer_bytes": MAX_ANSWER_BYTES,
         "memory_limit_mb": MEMORY_LIMIT_MB, "address_space_mb": ADDRESS_SPACE_MB, "threads": THREADS,
         "extensions": [str(path) for path in lake.extension_files(cfg)],

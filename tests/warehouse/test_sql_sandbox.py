@@ -11,6 +11,7 @@ import threading
 import time
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from conftest import make_config
@@ -118,9 +119,9 @@ def test_the_row_limit_caps_the_answer_and_says_so(cfg):
 
 def test_every_spelling_of_a_lake_table_and_ctes_work(cfg):
     result = sql.run_readonly(cfg, """
-        WITH per_day AS (SELECT bucket, value FROM lake.rollups),
+        WITH tables AS (SELECT bucket, value FROM lake.rollups),
              points AS (SELECT count(*) AS n FROM main.metric_points)
-        SELECT (SELECT count(*) FROM per_day), (SELECT n FROM points), (SELECT count(*) FROM lake.main.raw_beacon),
+        SELECT (SELECT count(*) FROM tables), (SELECT n FROM points), (SELECT count(*) FROM lake.main.raw_beacon),
                (SELECT count(*) FROM quarantine), (SELECT sum(x) FROM range(4) t(x)),
                (SELECT count(*) FROM unnest([1, 2, 3]))""")
     assert result.rows == [[2, 1, BEACON_ROWS, 0, 6, 3]]
@@ -218,6 +219,10 @@ def hostile_statements(cfg) -> list[str]:
         "SELECT nextval('seq')",
         "SELECT sleep_ms(60000)",
         'WITH "x.csv" AS (SELECT 1) SELECT * FROM "x.csv"',
+        # A CTE named like a table that is not queryable, used where the CTE is out of scope, reads the table.
+        "SELECT * FROM (WITH cursors AS (SELECT 1) SELECT 1), cursors",
+        "WITH a AS (SELECT * FROM batches), batches AS (SELECT 1 AS x) SELECT * FROM a",
+        "SELECT * FROM (WITH pg_settings AS (SELECT 1) SELECT 1), pg_settings",
         "SELECT " + "(" * 5000 + "1" + ")" * 5000,
         "SELECT 1 " + "-" * 200_000,
         "",
@@ -226,13 +231,15 @@ def hostile_statements(cfg) -> list[str]:
 
 
 # Queries that pass the statement check but would take the machine: the time limit or the memory cap ends
-# them, fast.
+# them, fast. (Which one comes first depends on how busy the machine is.)
 STOPPED = [
-    ("SELECT count(*) FROM range(100000000) a, range(1000000) b", "ran longer than 1 s"),
-    ("WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) SELECT max(n) FROM r", "ran longer than 1 s"),
-    ("SELECT len(range(100000000))", "memory"),                     # an untracked 9 GB list in-process
-    ("SELECT length(repeat('x', 900000000))", "memory"),
+    "SELECT count(*) FROM range(100000000) a, range(1000000) b",
+    "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) SELECT max(n) FROM r",
+    "SELECT len(range(100000000))",                     # in-process: an untracked 9 GB list, a minute
+    "SELECT length(repeat('x', 3000000000))",
+    "SELECT max(length(s)) FROM (SELECT string_agg(repeat('x', 1000), '') AS s FROM range(10000000))",
 ]
+STOP_MESSAGE = re.compile(r"^the query (ran longer than 1 s|needed more than \d+ MB of memory)$")
 
 
 def test_hostile_sql_is_refused_or_stopped_and_changes_nothing(cfg):
@@ -240,15 +247,17 @@ def test_hostile_sql_is_refused_or_stopped_and_changes_nothing(cfg):
     assert len(statements) >= 45
     before = snapshot(cfg)
     children_before, threads_before = child_pids(), threading.active_count()
-    stopped: dict[str, str] = {}
+    stopped: dict[str, tuple[str, float]] = {}
 
     def run_stoppers(share):
-        for statement, expected in share:
+        for statement in share:
+            began = time.monotonic()
             try:
                 sql.run_readonly(cfg, statement, timeout_s=1)
-                stopped[statement] = "answered"
+                message = "answered"
             except SqlRefused as exc:
-                stopped[statement] = str(exc)
+                message = str(exc)
+            stopped[statement] = (message, time.monotonic() - began)
     # The long ones run beside the refusals, two at a time (the sandbox's concurrency limit).
     runners = [threading.Thread(target=run_stoppers, args=(STOPPED[i::2],)) for i in range(2)]
     started = time.monotonic()
@@ -264,9 +273,11 @@ def test_hostile_sql_is_refused_or_stopped_and_changes_nothing(cfg):
     for runner in runners:
         runner.join(60)
     assert not not_refused, not_refused
-    for statement, expected in STOPPED:
-        assert expected in stopped[statement], (statement, stopped[statement])
-        assert_one_sentence(stopped[statement])
+    for statement in STOPPED:
+        message, seconds = stopped[statement]
+        assert STOP_MESSAGE.match(message), (statement, message)
+        # The 1 s limit plus a worker's start-up on a busy machine; in-process some ran for a minute.
+        assert seconds < 12, (statement, seconds)
     assert time.monotonic() - started < 25
     assert snapshot(cfg) == before
     assert not (cfg.path.parent / "out.csv").exists() and not (cfg.path.parent / "export").exists()
@@ -293,6 +304,7 @@ def test_errors_are_one_sentence(cfg):
     assert "not a queryable table" in refusal(cfg, "SELECT * FROM no_such_table")
     assert "boom" in refusal(cfg, "SELECT error('boom')")
     assert "time limit" in refusal(cfg, "SELECT 1", timeout_s=0)
+    assert "parameters" in refusal(cfg, "SELECT * FROM rollups WHERE value > $1")
 
 
 def test_the_locked_connection_holds_even_without_the_statement_check(cfg, tmp_path):
@@ -313,9 +325,8 @@ def test_the_locked_connection_holds_even_without_the_statement_check(cfg, tmp_p
             "INSERT INTO rollups VALUES ('day', '2024-01-03', 'x', '{}', 1, now())",
             f"ATTACH '{tmp_path / 'other.duckdb'}' AS other",
         ]:
-            with pytest.raises(Exception) as caught:
+            with pytest.raises(duckdb.Error):
                 con.execute(statement).fetchall()
-            assert "Error" in type(caught.value).__name__ or "Exception" in type(caught.value).__name__, statement
         assert not target.exists() and not (tmp_path / "other.duckdb").exists()
         assert con.execute("SELECT current_setting('lock_configuration')").fetchone()[0] is True
     finally:
@@ -329,6 +340,9 @@ def test_a_stream_gives_every_row_in_batches_and_ends_its_worker(cfg):
                                   {"name": "ts", "type": "TIMESTAMP WITH TIME ZONE"}]
         sizes = [batch.num_rows for batch in stream]
     assert sum(sizes) == BEACON_ROWS and max(sizes) <= 400 and len(sizes) >= 4
+    # As a reader, for pyarrow writers or a plain DuckDB that writes the export file.
+    with sql.readonly_batches(cfg, "SELECT grain, value FROM rollups ORDER BY bucket") as stream:
+        assert stream.reader().read_all().to_pylist() == [{"grain": "day", "value": 2.0}, {"grain": "day", "value": 1.0}]
     # Leaving the block early ends the worker too.
     with sql.readonly_batches(cfg, "SELECT * FROM range(100000000)") as stream:
         next(iter(stream))
