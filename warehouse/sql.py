@@ -49,7 +49,7 @@ import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import duckdb
 
@@ -57,6 +57,9 @@ from config import Config
 from warehouse import lake
 from warehouse.schema import BOOKKEEPING_DDL, INGEST_TABLES
 from warehouse.sql_guard import SqlRefused, callable_functions, check_select, plain_connection
+
+if TYPE_CHECKING:
+    import pyarrow
 
 __all__ = ["SqlRefused", "SqlResult", "SqlStream", "run_readonly", "readonly_batches", "queryable_tables"]
 

@@ -32,9 +32,9 @@ MAX_SQL_CHARS = 100_000
 
 ALLOWED_TABLE_FUNCTIONS = frozenset({"range", "generate_series", "unnest", "json_each", "json_tree"})
 
-# Functions of DuckDB itself that user SQL must not call: they read settings, variables or the query text
-# log, advance sequences, sleep past the time limit's checks, write the log, or plan SQL given as a string
-# (which this check would never see).
+# Functions of DuckDB itself that user SQL must not call: they read settings or variables, advance
+# sequences, sleep, write DuckDB's log, or parse, plan or run SQL given as a string (which this check would
+# never see).
 DENIED_FUNCTIONS = frozenset({
     "current_setting", "getvariable", "getenv", "nextval", "currval", "setseed", "sleep_ms", "pg_sleep",
     "write_log", "json_serialize_plan", "json_serialize_sql", "json_deserialize_sql",
@@ -82,6 +82,7 @@ def one_line(exc: BaseException | str) -> str:
     lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
     text = lines[0] if lines else type(exc).__name__
     text = re.sub(r"^[A-Za-z ]*Error:\s*", "", text)
+    text = re.split(r"(?<=[.!?])\s+(?=[A-Z])", text)[0]     # the first sentence; hints follow it
     return text if len(text) <= 300 else text[:297] + "..."
 
 

@@ -223,7 +223,8 @@ def hostile_statements(cfg) -> list[str]:
         "SELECT * FROM (WITH cursors AS (SELECT 1) SELECT 1), cursors",
         "WITH a AS (SELECT * FROM batches), batches AS (SELECT 1 AS x) SELECT * FROM a",
         "SELECT * FROM (WITH pg_settings AS (SELECT 1) SELECT 1), pg_settings",
-        "SELECT " + "(" * 5000 + "1" + ")" * 5000,
+        "SELECT " + "1 + " * 5000 + "1",
+        "SELECT * FROM " + "(SELECT * FROM " * 3000 + "range(1)" + ") t" * 3000,
         "SELECT 1 " + "-" * 200_000,
         "",
         "-- only a comment",
@@ -260,7 +261,6 @@ def test_hostile_sql_is_refused_or_stopped_and_changes_nothing(cfg):
             stopped[statement] = (message, time.monotonic() - began)
     # The long ones run beside the refusals, two at a time (the sandbox's concurrency limit).
     runners = [threading.Thread(target=run_stoppers, args=(STOPPED[i::2],)) for i in range(2)]
-    started = time.monotonic()
     for runner in runners:
         runner.start()
     not_refused = []
@@ -270,6 +270,8 @@ def test_hostile_sql_is_refused_or_stopped_and_changes_nothing(cfg):
             not_refused.append(statement)
         except SqlRefused as exc:
             assert_one_sentence(str(exc))
+            # Refused for what it is, not because the long queries beside it hold both places.
+            assert not str(exc).startswith("too many"), statement
     for runner in runners:
         runner.join(60)
     assert not not_refused, not_refused
@@ -278,7 +280,6 @@ def test_hostile_sql_is_refused_or_stopped_and_changes_nothing(cfg):
         assert STOP_MESSAGE.match(message), (statement, message)
         # The 1 s limit plus a worker's start-up on a busy machine; in-process some ran for a minute.
         assert seconds < 12, (statement, seconds)
-    assert time.monotonic() - started < 25
     assert snapshot(cfg) == before
     assert not (cfg.path.parent / "out.csv").exists() and not (cfg.path.parent / "export").exists()
     # No worker process or timer thread outlives its query.
