@@ -49,6 +49,20 @@ def _create_catalog_file(path: Path) -> None:
         con.execute("PRAGMA journal_mode=wal")
 
 
+def extension_files(cfg: Config) -> list[Path]:
+    """The extensions a lake connection loads (httpfs only for an s3:// data path)."""
+    needed = ["ducklake", "sqlite_scanner"] + (["httpfs"] if data_path(cfg).startswith("s3://") else [])
+    return [extension_file(name) for name in needed]
+
+
+def attach_statement(cfg: Config, *, read_only: bool) -> str:
+    """The ATTACH that makes the lake `lake` (also run by the read-only SQL sandbox's own process)."""
+    options = [f"DATA_PATH '{data_path(cfg)}'", f"DATA_INLINING_ROW_LIMIT {INLINE_ROW_LIMIT}"]
+    if read_only:
+        options.append("READ_ONLY")
+    return f"ATTACH 'ducklake:sqlite:{catalog_path(cfg)}' AS lake ({', '.join(options)})"
+
+
 def connect(cfg: Config, *, read_only: bool) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection with the lake attached as `lake` and session time zone UTC."""
     catalog = catalog_path(cfg)
@@ -61,15 +75,11 @@ def connect(cfg: Config, *, read_only: bool) -> duckdb.DuckDBPyConnection:
         "autoload_known_extensions": False,
     })
     con.execute("SET TimeZone = 'UTC'")
-    needed = ["ducklake", "sqlite_scanner"] + (["httpfs"] if data_path(cfg).startswith("s3://") else [])
-    for name in needed:
-        con.execute(f"LOAD '{extension_file(name)}'")
-    options = [f"DATA_PATH '{data_path(cfg)}'", f"DATA_INLINING_ROW_LIMIT {INLINE_ROW_LIMIT}"]
-    if read_only:
-        options.append("READ_ONLY")
+    for path in extension_files(cfg):
+        con.execute(f"LOAD '{path}'")
     def attach():
         try:
-            con.execute(f"ATTACH 'ducklake:sqlite:{catalog}' AS lake ({', '.join(options)})")
+            con.execute(attach_statement(cfg, read_only=read_only))
         except duckdb.Error as exc:
             # Another process (the writer, Litestream's checkpoint) may hold the catalog for a moment.
             if is_commit_conflict(exc):
