@@ -55,7 +55,7 @@ import duckdb
 
 from config import Config
 from warehouse import lake
-from warehouse.schema import BOOKKEEPING_DDL, INGEST_TABLES
+from warehouse.schema import BOOKKEEPING_DDL
 from warehouse.sql_guard import SqlRefused, callable_functions, check_select, plain_connection
 
 if TYPE_CHECKING:
@@ -90,18 +90,23 @@ class SqlResult:
                 "elapsed_ms": self.elapsed_ms}
 
 
-def table_kinds() -> dict[str, str]:
-    """Every queryable table and its kind."""
-    kinds = {name: "raw" for name in INGEST_TABLES if name.startswith("raw_")}
+def table_kinds(cfg: Config) -> dict[str, str]:
+    """Every queryable table and its kind: the sources' raw tables (not their read-ledgers), the cube, and
+    the quarantine."""
+    kinds = {name: "raw" for name in cfg.catalog.tables if name.startswith("raw_")}
     kinds.update(metric_points="facts", rollups="rollups", quarantine="quarantine")
     return kinds
 
 
+def _reserved_names(cfg: Config) -> frozenset[str]:
+    return _reserved(frozenset(cfg.catalog.tables), frozenset(table_kinds(cfg)))
+
+
 @functools.cache
-def _reserved_names() -> frozenset[str]:
+def _reserved(declared: frozenset[str], queryable: frozenset[str]) -> frozenset[str]:
     """Tables and views a query could reach but must not (the worker lists them from its own connection;
     this is the same list, known without a lake, for refusing early)."""
-    names = set(INGEST_TABLES) | set(re.findall(r"lake\.(\w+)", " ".join(BOOKKEEPING_DDL)))
+    names = set(declared) | set(re.findall(r"lake\.(\w+)", " ".join(BOOKKEEPING_DDL)))
     con = plain_connection()
     try:   # information_schema is off the search path: its names (tables, columns ...) stay free for CTEs
         names |= {row[0] for row in con.execute(
@@ -109,13 +114,13 @@ def _reserved_names() -> frozenset[str]:
             "WHERE schema_name <> 'information_schema'").fetchall()}
     finally:
         con.close()
-    return frozenset(names - set(table_kinds()))
+    return frozenset(names - queryable)
 
 
 def queryable_tables(cfg: Config, con: duckdb.DuckDBPyConnection | None = None) -> list[dict]:
     """The tables user SQL may read, with their columns as the lake has them (raw, facts, rollups,
     quarantine; by name within each kind). `con`: a read-only lake cursor to reuse, else a fresh one."""
-    kinds = table_kinds()
+    kinds = table_kinds(cfg)
     own = con is None
     if own:
         try:
@@ -144,7 +149,7 @@ def run_readonly(cfg: Config, sql: str, limit: int = DEFAULT_LIMIT, timeout_s: f
     if not isinstance(limit, int) or isinstance(limit, bool) or not 0 <= limit <= MAX_LIMIT:
         raise SqlRefused(f"the row limit must be a whole number from 0 to {MAX_LIMIT}")
     timeout = _timeout(timeout_s)
-    text = check_select(sql, table_kinds(), reserved=_reserved_names())   # refuse at once, without a process
+    text = check_select(sql, table_kinds(cfg), reserved=_reserved_names(cfg))   # refuse at once, without a process
     request = _request(cfg, text, timeout, mode="rows", limit=limit)
     with _slot(timeout):
         process = _start(request)
@@ -185,7 +190,7 @@ def readonly_batches(cfg: Config, sql: str, timeout_s: float | None = None,
     whole stream, including the time the caller takes to consume it; the worker ends on leaving the block."""
     import pyarrow as pa
     timeout = _timeout(timeout_s)
-    text = check_select(sql, table_kinds(), reserved=_reserved_names())
+    text = check_select(sql, table_kinds(cfg), reserved=_reserved_names(cfg))
     request = _request(cfg, text, timeout, mode="arrow", batch_rows=batch_rows)
     with _slot(timeout):
         process = _start(request)
@@ -245,7 +250,7 @@ def _request(cfg: Config, sql: str, timeout: float, *, mode: str, limit: int = 0
     if not lake.catalog_path(cfg).exists():
         raise SqlRefused("the lake does not exist yet: start the scheduler (or `make run`) first")
     return {
-        "sql": sql, "tables": sorted(table_kinds()), "functions": sorted(callable_functions()), "mode": mode, "limit": limit, "batch_rows": batch_rows,
+        "sql": sql, "tables": sorted(table_kinds(cfg)), "functions": sorted(callable_functions()), "mode": mode, "limit": limit, "batch_rows": batch_rows,
         "timeout_s": timeout, "max_answer_bytes": MAX_ANSWER_BYTES,
         "memory_limit_mb": MEMORY_LIMIT_MB, "address_space_mb": ADDRESS_SPACE_MB, "threads": THREADS,
         "extensions": [str(path) for path in lake.extension_files(cfg)],

@@ -28,7 +28,7 @@ def cfg(tmp_path_factory):
     cfg = make_config(tmp)
     con = lake.connect(cfg, read_only=False)
     try:
-        schema.ensure(con)
+        schema.ensure(con, cfg.catalog.tables)
         con.execute("INSERT INTO lake.raw_beacon (ts, hit_id, site, name, path, visitor_id) SELECT "
                     "TIMESTAMPTZ '2024-02-01 00:00:00+00' + i * INTERVAL 1 MINUTE, 'x' || i, 'docs', 'pageview', "
                     "'/p' || (i % 7), 'v' || (i % 50) FROM range(1500) t(i)")
@@ -57,7 +57,7 @@ def snapshot(cfg) -> dict:
     the test folder (size, mtime; SQLite's -shm/-wal side files aside), the state DB's bytes."""
     con = lake.connect(cfg, read_only=True)
     try:
-        counts = {t: con.execute(f"SELECT count(*) FROM lake.{t}").fetchone()[0] for t in sql.table_kinds()}
+        counts = {t: con.execute(f"SELECT count(*) FROM lake.{t}").fetchone()[0] for t in sql.table_kinds(cfg)}
         counts["snapshot"] = con.execute("SELECT max(snapshot_id) FROM ducklake_snapshots('lake')").fetchone()[0]
     finally:
         con.close()
@@ -139,7 +139,7 @@ def test_queryable_tables_lists_raw_tables_facts_rollups_and_quarantine_only(cfg
     assert rollups["columns"][:2] == [{"name": "grain", "type": "VARCHAR"}, {"name": "bucket", "type": "TIMESTAMP"}]
     # Every listed table really answers through the sandbox.
     for table in names:
-        assert table in sql.table_kinds()
+        assert table in sql.table_kinds(cfg)
 
 
 def hostile_statements(cfg) -> list[str]:
