@@ -29,16 +29,16 @@ import logging
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo
 
 import requests
 
 from collectors import http
 from collectors.base import Batch, Context, Rejected, SourceError, quarantine_text
 from config import GithubConfig
+from warehouse import timegrid
 
 log = logging.getLogger("caskalytics.collectors.github")
 UTC = timezone.utc
@@ -441,9 +441,7 @@ class GitHub:
 
     def backfill(self, ctx: Context, start: date, end: date) -> Iterator[Batch]:
         """The same reads, keeping rows whose time falls on [start, end] in the reporting time zone."""
-        zone = ZoneInfo(ctx.config.warehouse.timezone)
-        first = datetime.combine(start, time.min, zone).astimezone(UTC)
-        after_last = datetime.combine(end + timedelta(days=1), time.min, zone).astimezone(UTC)
+        first, after_last = timegrid.local_day_bounds(start, end, ctx.config.warehouse.timezone)
 
         def plan(repo: str) -> dict:
             return {"stargazers_from": 0, "stargazers_until": after_last, "pulls_since": first,

@@ -1,29 +1,24 @@
 """Read queries shared by the API, the dashboard, exports and alerts.
 
 `metric_series` is the one metric-series query: any metric, any grain, a date range in the reporting time
-zone, dimension filters, a split by dimension, and period-over-period comparison.
+zone, dimension filters, a split by dimension, and period-over-period comparison. Buckets, labels and
+periods come from `warehouse.timegrid`; a series keys its buckets by their start instant (`bucket_utc`), so
+the hour a DST end repeats is two points (same `start`, different `offset`).
 """
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from zoneinfo import ZoneInfo
 
 import duckdb
 import pandas as pd
 
 from config import Config
-from warehouse.cube import GRAINS, bucket_start
-from warehouse.metrics import CATALOG, GAUGE, Metric, sql_literal
+from warehouse import timegrid
+from warehouse.metrics import CATALOG, GAUGE, Metric
+from warehouse.timegrid import COMPARE_SHIFT, DEFAULT_SPAN, GRAINS, Bucket  # noqa: F401  (re-exported)
 
-COMPARE_SHIFT = {   # SQL interval per comparison, and the grains it is meaningful for
-    "wow": ("INTERVAL 7 DAY", {"hour", "day", "week"}),
-    "mom": ("INTERVAL 1 MONTH", {"hour", "day", "week", "month"}),
-    "yoy": (None, set(GRAINS)),
-}
-DEFAULT_SPAN = {"hour": timedelta(days=2), "day": timedelta(days=90), "week": timedelta(weeks=26),
-                "month": timedelta(days=730), "quarter": timedelta(days=1095), "year": timedelta(days=1826)}
 DIM_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
 
 
@@ -48,7 +43,7 @@ def catalog() -> list[dict]:
 
 
 def today(cfg: Config) -> date:
-    return datetime.now(ZoneInfo(cfg.warehouse.timezone)).date()
+    return timegrid.today(cfg.warehouse.timezone)
 
 
 def _validate(req: SeriesRequest, cfg: Config) -> Metric:
@@ -70,21 +65,9 @@ def _validate(req: SeriesRequest, cfg: Config) -> Metric:
     return metric
 
 
-def _shift_sql(compare: str, grain: str) -> str:
-    interval, _ = COMPARE_SHIFT[compare]
-    if compare == "yoy":   # align day of week for short grains, calendar periods otherwise
-        return "INTERVAL 364 DAY" if grain in ("hour", "day", "week") else "INTERVAL 1 YEAR"
-    return interval
-
-
-def buckets(cur, grain: str, start: date, end: date, tz: str) -> list[datetime]:
-    """Every bucket start (local wall clock) overlapping [start, end], in order; DST gaps have no bucket."""
-    rows = cur.execute(f"""
-        SELECT DISTINCT {bucket_start(grain, 'h', tz)} AS b
-        FROM generate_series(timezone({sql_literal(tz)}, ?::TIMESTAMP),
-                             timezone({sql_literal(tz)}, ?::TIMESTAMP) - INTERVAL 1 HOUR, INTERVAL 1 HOUR) AS t(h)
-        ORDER BY b""", [start, end + timedelta(days=1)]).fetchall()
-    return [r[0] for r in rows]
+def buckets(cur, grain: str, start: date, end: date, tz: str) -> list[Bucket]:
+    """Every bucket overlapping the local days [start, end], in order (`timegrid.buckets`; `cur` is unused)."""
+    return timegrid.buckets(grain, start, end, tz)
 
 
 def _filters(req: SeriesRequest) -> tuple[str, list]:
@@ -95,26 +78,28 @@ def _filters(req: SeriesRequest) -> tuple[str, list]:
     return "".join(f" AND {c}" for c in clauses), args
 
 
-def _values(cur, metric: Metric, grain: str, bucket_list: list[datetime], req: SeriesRequest) -> pd.DataFrame:
-    """One row per (bucket, group) with the metric value; every bucket present for every group seen."""
+def _values(cur, metric: Metric, grain: str, bucket_list: list[Bucket], req: SeriesRequest) -> pd.DataFrame:
+    """One row per (bucket, group) with the metric value; every bucket present for every group seen. The
+    `bucket` column holds `Bucket.key` (the start instant in microseconds, `epoch_us(bucket_utc)`)."""
     by = req.by or []
     group_cols = "".join(f", json_extract_string(dims, '$.{d}') AS \"{d}\"" for d in by)
     where, args = _filters(req)
     first, last = bucket_list[0], bucket_list[-1]
+    starts = [b.key for b in bucket_list]
     frame = cur.execute(f"""
-        SELECT bucket, dims{group_cols}, value FROM lake.rollups
-        WHERE grain = ? AND metric = ? AND bucket BETWEEN ? AND ?{where}""",
-        [grain, metric.name, first, last, *args]).df()
+        SELECT epoch_us(bucket_utc) AS bucket, dims{group_cols}, value FROM lake.rollups
+        WHERE grain = ? AND metric = ? AND bucket_utc BETWEEN ? AND ?{where}""",
+        [grain, metric.name, first.utc, last.utc, *args]).df()
     if metric.kind == GAUGE:
         # Carry each series' last value into the range, then forward through empty buckets.
         before = cur.execute(f"""
-            SELECT ?::TIMESTAMP AS bucket, dims{group_cols}, arg_max(value, bucket) AS value FROM lake.rollups
-            WHERE grain = ? AND metric = ? AND bucket < ?{where} GROUP BY ALL""",
-            [first, grain, metric.name, first, *args]).df()
-        frame = pd.concat([before[~before.dims.isin(frame[frame.bucket == first].dims)], frame]) if len(before) else frame
+            SELECT ?::BIGINT AS bucket, dims{group_cols}, arg_max(value, bucket_utc) AS value FROM lake.rollups
+            WHERE grain = ? AND metric = ? AND bucket_utc < ?{where} GROUP BY ALL""",
+            [first.key, grain, metric.name, first.utc, *args]).df()
+        frame = pd.concat([before[~before.dims.isin(frame[frame.bucket == first.key].dims)], frame]) if len(before) else frame
         if len(frame):
             wide = frame.pivot_table(index="bucket", columns="dims", values="value", aggfunc="last")
-            wide = wide.reindex(pd.DatetimeIndex(bucket_list)).ffill().fillna(0.0)
+            wide = wide.reindex(pd.Index(starts)).ffill().fillna(0.0)
             long = wide.stack().rename("value").reset_index()
             long.columns = ["bucket", "dims", "value"]
             groups = frame.drop_duplicates("dims").set_index("dims")[by] if by else None
@@ -125,25 +110,20 @@ def _values(cur, metric: Metric, grain: str, bucket_list: list[datetime], req: S
     summed = frame.groupby(keys, dropna=False)["value"].sum().reset_index() if len(frame) else frame[keys + ["value"]]
     if by:
         combos = summed[by].drop_duplicates()
-        full = combos.merge(pd.DataFrame({"bucket": bucket_list}), how="cross")
+        full = combos.merge(pd.DataFrame({"bucket": starts}), how="cross")
     else:
-        full = pd.DataFrame({"bucket": bucket_list})
-    full["bucket"] = pd.to_datetime(full["bucket"])
-    summed["bucket"] = pd.to_datetime(summed["bucket"])
+        full = pd.DataFrame({"bucket": starts})
+    full["bucket"] = full["bucket"].astype("int64")
+    summed["bucket"] = summed["bucket"].astype("int64")
     return full.merge(summed, on=keys, how="left").fillna({"value": 0.0})
 
 
 def _label(bucket: datetime, grain: str) -> str:
-    return bucket.strftime("%Y-%m-%dT%H:%M") if grain == "hour" else bucket.strftime("%Y-%m-%d")
+    return timegrid.start_label(grain, bucket)
 
 
 def _period_name(bucket: datetime, grain: str) -> str:
-    if grain == "week":
-        year, week, _ = bucket.isocalendar()
-        return f"{year}-W{week:02d}"
-    return {"hour": bucket.strftime("%Y-%m-%d %H:00"), "day": bucket.strftime("%Y-%m-%d"),
-            "month": bucket.strftime("%Y-%m"), "quarter": f"{bucket.year}-Q{(bucket.month - 1) // 3 + 1}",
-            "year": str(bucket.year)}[grain]
+    return timegrid.period_name(grain, bucket)
 
 
 def _number(value: float) -> float | int:
@@ -156,15 +136,17 @@ def metric_series(cur: duckdb.DuckDBPyConnection, cfg: Config, req: SeriesReques
     end = req.end or today(cfg)
     start = req.start or (end - DEFAULT_SPAN[req.grain])
     bucket_list = buckets(cur, req.grain, start, end, tz)
+    by_key = {b.key: b for b in bucket_list}
     current = _values(cur, metric, req.grain, bucket_list, req)
     if req.compare:
-        shift = _shift_sql(req.compare, req.grain)
-        pairs = cur.execute(f"SELECT b, date_trunc('{req.grain}', b - {shift}) FROM unnest(?::TIMESTAMP[]) AS t(b)",
-                            [bucket_list]).fetchall()
-        previous_of = {pd.Timestamp(b): pd.Timestamp(p) for b, p in pairs}
-        prev_start = min(previous_of.values()).date()
-        prev_end = max(previous_of.values()).date()
-        prev_buckets = buckets(cur, req.grain, prev_start, prev_end, tz)
+        # Each bucket's previous one starts at the shifted wall clock (a repeated hour: its first
+        # occurrence; a wall clock that a DST change skipped has no bucket and compares with 0).
+        shifted = {b.key: timegrid.previous_start(req.grain, b.start, req.compare) for b in bucket_list}
+        prev_buckets = buckets(cur, req.grain, min(shifted.values()).date(), max(shifted.values()).date(), tz)
+        first_at: dict[datetime, int] = {}
+        for b in prev_buckets:
+            first_at.setdefault(b.start, b.key)
+        previous_of = {key: first_at.get(start) for key, start in shifted.items()}
         previous = _values(cur, metric, req.grain, prev_buckets, req) if prev_buckets else current.iloc[0:0]
         keys = ["bucket", *(req.by or [])]
         lookup = {tuple(row[k] for k in keys): row["value"] for _, row in previous.iterrows()}
@@ -172,10 +154,10 @@ def metric_series(cur: duckdb.DuckDBPyConnection, cfg: Config, req: SeriesReques
     def points(frame: pd.DataFrame, group: tuple = ()) -> list[dict]:
         out = []
         for _, row in frame.sort_values("bucket").iterrows():
-            point = {"start": _label(row["bucket"], req.grain), "period": _period_name(row["bucket"], req.grain),
-                     "value": _number(row["value"])}
+            key = int(row["bucket"])
+            point = {**by_key[key].fields(), "value": _number(row["value"])}
             if req.compare:
-                point["previous"] = _number(lookup.get((previous_of[row["bucket"]], *group), 0.0))
+                point["previous"] = _number(lookup.get((previous_of[key], *group), 0.0))
             out.append(point)
         return out
 
@@ -219,26 +201,29 @@ def downloads_by_version(cur, cfg: Config, start: date | None, end: date | None)
 
 
 def period_bounds(cur, grain: str, at: datetime) -> tuple[datetime, datetime]:
-    """Local start of the `grain` period holding the local time `at`, and the next period's start."""
+    """Local start of the `grain` period holding the local time `at`, and the next period's start
+    (`timegrid.period_bounds`; `cur` is unused)."""
     if grain not in GRAINS:
         raise QueryError(f"period must be one of {', '.join(GRAINS)}, got {grain!r}")
-    start, following = cur.execute(f"SELECT date_trunc('{grain}', ?::TIMESTAMP), "
-                                   f"date_trunc('{grain}', ?::TIMESTAMP) + INTERVAL 1 {grain}", [at, at]).fetchone()
-    return start, following
+    return timegrid.period_bounds(grain, at)
 
 
 def period_summary(cur, cfg: Config, grain: str, at: datetime | None, fields: dict[str, str]) -> dict:
     """`{start, end, <field>: value, ...}` for the period holding `at` (default: now), one value per metric
     in `fields` (answer field -> metric): a counter's total in the period, a gauge's value at its end.
     `end` is the period's last day (for hours: its start hour)."""
-    at = at or datetime.now(ZoneInfo(cfg.warehouse.timezone)).replace(tzinfo=None)
+    tz = cfg.warehouse.timezone
+    at = at or timegrid.now_local(tz)
     start, following = period_bounds(cur, grain, at)
-    last_day = (following - timedelta(days=1)).date() if grain != "hour" else start.date()
-    label = _label(start, grain)
+    # the bucket itself: an hour `at` names twice is its first occurrence, a skipped one the hour after
+    period = timegrid.period_of(grain, at, tz)
+    last_day = (following - timedelta(days=1)).date() if grain != "hour" else period.start.date()
+    label = period.label
     answer: dict = {"start": label, "end": label if grain == "hour" else last_day.isoformat()}
     for field, metric in fields.items():
-        series = metric_series(cur, cfg, SeriesRequest(metric, grain, start.date(), last_day))
-        answer[field] = next((p["value"] for p in series["points"] if p["start"] == label), 0)
+        series = metric_series(cur, cfg, SeriesRequest(metric, grain, period.start.date(), last_day))
+        answer[field] = next((p["value"] for p in series["points"]
+                              if p["start"] == label and p.get("offset") == period.fields().get("offset")), 0)
     return answer
 
 
