@@ -30,10 +30,9 @@ import logging
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo
 
 import requests
 
@@ -43,6 +42,7 @@ from collectors.base import Batch, Context, Demo, Inbox, Malformed, Rejected, So
 from config import SourceConfig
 from warehouse.catalog import COUNTER, FROM_EARLIEST, GAUGE, Metric, RawTable
 from warehouse.metrics import github_sql
+from warehouse import timegrid
 
 log = logging.getLogger("caskalytics.collectors.github")
 UTC = timezone.utc
@@ -457,9 +457,7 @@ class GitHub:
 
     def backfill(self, ctx: Context, start: date, end: date) -> Iterator[Batch]:
         """The same reads, keeping rows whose time falls on [start, end] in the reporting time zone."""
-        zone = ZoneInfo(ctx.config.warehouse.timezone)
-        first = datetime.combine(start, time.min, zone).astimezone(UTC)
-        after_last = datetime.combine(end + timedelta(days=1), time.min, zone).astimezone(UTC)
+        first, after_last = timegrid.local_day_bounds(start, end, ctx.config.warehouse.timezone)
 
         def plan(repo: str) -> dict:
             return {"stargazers_from": 0, "stargazers_until": after_last, "pulls_since": first,

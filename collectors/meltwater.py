@@ -24,7 +24,6 @@ import logging
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta, timezone
 from urllib.parse import quote
-from zoneinfo import ZoneInfo
 
 import requests
 
@@ -35,6 +34,7 @@ from collectors.daily_reports import chunks, count, days_to_ask, field, parse_da
 from config import SourceConfig
 from warehouse.catalog import COUNTER, Metric, observation_table
 from warehouse.metrics import observation_sql
+from warehouse import timegrid
 
 log = logging.getLogger("caskalytics.collectors.meltwater")
 UTC = timezone.utc
@@ -174,7 +174,7 @@ class Meltwater:
                  if (day := parse_day(value))}
         with MeltwaterApi(ctx) as api:
             existing, now = api.saved_searches()
-            today = now.astimezone(ZoneInfo(ctx.config.warehouse.timezone)).date()
+            today = timegrid.today(ctx.config.warehouse.timezone, now)
             missing = [brand for brand, search_id in settings.brands.items() if search_id not in existing]
             plans = {brand: days_to_ask(marks.get(brand), today, history_days=settings.history_days,
                                         late_days=settings.late_days, chunk_days=settings.chunk_days)
@@ -203,7 +203,7 @@ class Meltwater:
         settings: MeltwaterConfig = ctx.settings
         with MeltwaterApi(ctx) as api:
             existing, now = api.saved_searches()
-            today = now.astimezone(ZoneInfo(ctx.config.warehouse.timezone)).date()
+            today = timegrid.today(ctx.config.warehouse.timezone, now)
             missing = [brand for brand, search_id in settings.brands.items() if search_id not in existing]
             plan = [(brand, first, last) for brand in settings.brands if brand not in missing
                     for first, last in chunks(start, min(end, today), settings.chunk_days)]

@@ -30,7 +30,6 @@ from collections.abc import Callable, Iterator
 from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
 from typing import Any, Literal
-from zoneinfo import ZoneInfo
 
 import requests
 from simple_salesforce import Salesforce as SalesforceClient
@@ -43,6 +42,7 @@ from config import SourceConfig
 from warehouse.catalog import COUNTER, Metric, RawTable
 from warehouse.metrics import salesforce_sql
 from warehouse.retry import Retryable, parse_retry_after, retry
+from warehouse import timegrid
 
 log = logging.getLogger("caskalytics.collectors.salesforce")
 UTC = timezone.utc
@@ -434,9 +434,7 @@ class Salesforce:
     def backfill(self, ctx: Context, start: date, end: date) -> Iterator[Batch]:
         """The current version of every lead and opportunity created in [start, end] (reporting time zone)."""
         settings: SalesforceConfig = ctx.settings
-        zone = ZoneInfo(ctx.config.warehouse.timezone)
-        first = datetime.combine(start, time.min, zone).astimezone(UTC)
-        after_last = datetime.combine(end + timedelta(days=1), time.min, zone).astimezone(UTC)
+        first, after_last = timegrid.local_day_bounds(start, end, ctx.config.warehouse.timezone)
         org = Org(ctx)
         try:
             org.login()

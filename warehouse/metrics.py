@@ -1,15 +1,13 @@
 """The SQL that turns each source's raw tables into hourly points; the sources' metric declarations
 (`warehouse.catalog.Metric.sql`) call these builders.
 
-Hourly SQL selects `(ts, dims, value)` where `ts` is the fact hour (`fact_hour`), for hours in the temp table
+Hourly SQL selects `(ts, dims, value)` where `ts` is the fact hour (`fact_hour`, a zone hour: see
+`warehouse.timegrid`), for hours in the temp table
 `affected_hours(h)`. Counters give the hour's sum; gauges give the hour's last observation.
 """
 from __future__ import annotations
 
 import re
-from datetime import datetime
-from zoneinfo import ZoneInfo
-
 from config import Config
 from warehouse.catalog import COUNTER
 
@@ -25,25 +23,6 @@ def version_groups(cfg: Config) -> list[str]:
     compiled = re.compile(cfg.sources.s3_access_logs.version_pattern)
     by_index = {index: name for name, index in compiled.groupindex.items()}
     return [by_index.get(i, f"_group{i}") for i in range(1, compiled.groups + 1)]
-
-
-def fact_hour_macros(tz: str) -> str:
-    """SQL defining two macros. `fact_hour(ts)`: the start of the reporting zone's hour that holds `ts`, as a
-    UTC instant. The hourly facts use it so that every local hour, and so every local day, is a union of
-    whole facts: in a zone offset by :30 or :45 (India, Newfoundland, Nepal) a zone hour starts at :30 or
-    :45 UTC. `touched_fact_hours(ts)`: the facts that overlap the UTC hour of `ts` (one, or two in such a
-    zone), which a new record can change: the downloads rule groups 206 records by UTC hour. The minutes come
-    from the zone's offset on 1 January (a zone whose DST moves it by 30 minutes, such as Lord Howe Island,
-    is off by those minutes half the year)."""
-    offset = ZoneInfo(tz).utcoffset(datetime(datetime.now().year, 1, 1))
-    minutes = int(offset.total_seconds() // 60) % 60
-    if minutes == 0:
-        return ("CREATE OR REPLACE TEMP MACRO fact_hour(t) AS date_trunc('hour', t); "
-                "CREATE OR REPLACE TEMP MACRO touched_fact_hours(t) AS [date_trunc('hour', t)]")
-    return (f"CREATE OR REPLACE TEMP MACRO fact_hour(t) AS "
-            f"date_trunc('hour', t + INTERVAL {minutes} MINUTE) - INTERVAL {minutes} MINUTE; "
-            f"CREATE OR REPLACE TEMP MACRO touched_fact_hours(t) AS "
-            f"[fact_hour(date_trunc('hour', t)), fact_hour(date_trunc('hour', t) + INTERVAL 59 MINUTE)]")
 
 
 AFFECTED = "fact_hour(ts) IN (SELECT h FROM affected_hours) AND ts >= (SELECT min(h) FROM affected_hours) " \

@@ -22,24 +22,16 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from zoneinfo import ZoneInfo
 
 import duckdb
 import numpy as np
 import pandas as pd
 
 from config import Config
-from warehouse.cube import GRAIN_LENGTH, GRAINS, bucket_start
+from warehouse import timegrid
 from warehouse.catalog import COUNTER, DISTINCT, GAUGE, Metric
-from warehouse.metrics import sql_literal
+from warehouse.timegrid import COMPARE_SHIFT, DEFAULT_SPAN, GRAINS, Bucket  # noqa: F401  (re-exported)
 
-COMPARE_SHIFT = {   # SQL interval per comparison, and the grains it is meaningful for
-    "wow": ("INTERVAL 7 DAY", {"hour", "day", "week"}),
-    "mom": ("INTERVAL 1 MONTH", {"hour", "day", "week", "month"}),
-    "yoy": (None, set(GRAINS)),
-}
-DEFAULT_SPAN = {"hour": timedelta(days=2), "day": timedelta(days=90), "week": timedelta(weeks=26),
-                "month": timedelta(days=730), "quarter": timedelta(days=1095), "year": timedelta(days=1826)}
 DIM_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
 MAX_POINTS = 50_000                                         # buckets x series in one answer
 FIRST_DAY, LAST_DAY = date(1900, 1, 1), date(2199, 12, 31)  # the dates a question may name
@@ -63,7 +55,8 @@ class SeriesRequest:
 @dataclass
 class SeriesFrame:
     """A series answer. `frame` columns: `start` and `end` (the bucket's local start and the next bucket's),
-    `label` ("YYYY-MM-DD[THH:MM]"), `period` ("2025-W01", "2025-Q1", ...), one column per `by` dimension,
+    `label` ("YYYY-MM-DD[THH:MM]"), `offset` (the UTC offset, only on the two hours a DST end repeats),
+    `period` ("2025-W01", "2025-Q1", ...), one column per `by` dimension,
     `value`, `previous`, `delta`, `delta_pct` (NaN without `compare`, or where there is nothing to compare
     with), `complete`; sorted by the `by` columns, then `start`."""
     frame: pd.DataFrame
@@ -94,7 +87,7 @@ def catalog(cfg: Config) -> list[dict]:
 
 
 def today(cfg: Config) -> date:
-    return datetime.now(ZoneInfo(cfg.warehouse.timezone)).date()
+    return timegrid.today(cfg.warehouse.timezone)
 
 
 def _validate(req: SeriesRequest, cfg: Config) -> Metric:
@@ -145,21 +138,9 @@ def _most_buckets(grain: str, start: date, end: date) -> int:
             "quarter": months // 3 + 2, "year": end.year - start.year + 1}[grain]
 
 
-def _shift_sql(compare: str, grain: str) -> str:
-    interval, _ = COMPARE_SHIFT[compare]
-    if compare == "yoy":   # align day of week for short grains, calendar periods otherwise
-        return "INTERVAL 364 DAY" if grain in ("hour", "day", "week") else "INTERVAL 1 YEAR"
-    return interval
-
-
-def buckets(cur, grain: str, start: date, end: date, tz: str) -> list[datetime]:
-    """Every bucket start (local wall clock) overlapping [start, end], in order; DST gaps have no bucket."""
-    rows = cur.execute(f"""
-        SELECT DISTINCT {bucket_start(grain, 'h', tz)} AS b
-        FROM generate_series(timezone({sql_literal(tz)}, ?::TIMESTAMP),
-                             timezone({sql_literal(tz)}, ?::TIMESTAMP) - INTERVAL 1 HOUR, INTERVAL 1 HOUR) AS t(h)
-        ORDER BY b""", [start, end + timedelta(days=1)]).fetchall()
-    return [r[0] for r in rows]
+def buckets(cur, grain: str, start: date, end: date, tz: str) -> list[Bucket]:
+    """Every bucket overlapping the local days [start, end], in order (`timegrid.buckets`; `cur` is unused)."""
+    return timegrid.buckets(grain, start, end, tz)
 
 
 def _filters(req: SeriesRequest) -> tuple[str, list]:
@@ -170,17 +151,19 @@ def _filters(req: SeriesRequest) -> tuple[str, list]:
     return "".join(f" AND {c}" for c in clauses), args
 
 
-def _values(cur, metric: Metric, grain: str, index: pd.DatetimeIndex, req: SeriesRequest) -> pd.DataFrame:
-    """`bucket, <by dims>..., value`: every bucket of `index` for every group seen (a counter's groups: those
-    with data in the range; a gauge's: those observed up to its end)."""
+def _values(cur, metric: Metric, grain: str, bucket_list: list[Bucket], req: SeriesRequest) -> pd.DataFrame:
+    """`bucket, <by dims>..., value`: every bucket of `bucket_list` for every group seen (a counter's groups:
+    those with data in the range; a gauge's: those observed up to its end). `bucket` is `Bucket.key`, the
+    start instant in microseconds (`epoch_us(bucket_utc)`): the hour a DST end repeats is two buckets."""
     by = req.by or []
     group_cols = "".join(f", json_extract_string(dims, '$.{d}') AS \"{d}\"" for d in by)
     where, args = _filters(req)
-    first, last = index[0].to_pydatetime(), index[-1].to_pydatetime()
+    index = pd.Index([b.key for b in bucket_list], dtype="int64")
+    first, last = bucket_list[0].utc, bucket_list[-1].utc
     if metric.kind != GAUGE:
         sparse = cur.execute(f"""
-            SELECT bucket{group_cols}, sum(value) AS value FROM lake.rollups
-            WHERE grain = ? AND metric = ? AND bucket BETWEEN ? AND ?{where} GROUP BY ALL""",
+            SELECT epoch_us(bucket_utc) AS bucket{group_cols}, sum(value) AS value FROM lake.rollups
+            WHERE grain = ? AND metric = ? AND bucket_utc BETWEEN ? AND ?{where} GROUP BY ALL""",
             [grain, metric.name, first, last, *args]).df()
         grid = pd.DataFrame({"bucket": index})
         if by:
@@ -191,11 +174,11 @@ def _values(cur, metric: Metric, grain: str, index: pd.DatetimeIndex, req: Serie
         return dense.fillna({"value": 0.0})
     # A gauge: each dims series' observations in the range and its last one before it, carried forward.
     sparse = cur.execute(f"""
-        SELECT bucket, dims{group_cols}, value FROM lake.rollups
-        WHERE grain = ? AND metric = ? AND bucket BETWEEN ? AND ?{where}
+        SELECT epoch_us(bucket_utc) AS bucket, dims{group_cols}, value FROM lake.rollups
+        WHERE grain = ? AND metric = ? AND bucket_utc BETWEEN ? AND ?{where}
         UNION ALL
-        SELECT max(bucket), dims{group_cols}, arg_max(value, bucket) FROM lake.rollups
-        WHERE grain = ? AND metric = ? AND bucket < ?{where} GROUP BY ALL""",
+        SELECT epoch_us(max(bucket_utc)), dims{group_cols}, arg_max(value, bucket_utc) FROM lake.rollups
+        WHERE grain = ? AND metric = ? AND bucket_utc < ?{where} GROUP BY ALL""",
         [grain, metric.name, first, last, *args, grain, metric.name, first, *args]).df()
     series_groups = sparse.drop_duplicates("dims").set_index("dims")[by]
     _check_points(len(index), len(series_groups))
@@ -210,38 +193,43 @@ def _values(cur, metric: Metric, grain: str, index: pd.DatetimeIndex, req: Serie
 
 
 def _label(bucket: datetime, grain: str) -> str:
-    # isoformat, not strftime("%Y"): the year is always four digits
-    return bucket.isoformat(timespec="minutes")[:16] if grain == "hour" else bucket.date().isoformat()
+    return timegrid.start_label(grain, bucket)
 
 
 def _period_name(bucket: datetime, grain: str) -> str:
-    if grain == "week":
-        year, week, _ = bucket.isocalendar()
-        return f"{year:04d}-W{week:02d}"
-    day = bucket.date().isoformat()
-    return {"hour": f"{day} {bucket.hour:02d}:00", "day": day, "month": day[:7],
-            "quarter": f"{day[:4]}-Q{(bucket.month - 1) // 3 + 1}", "year": day[:4]}[grain]
+    return timegrid.period_name(grain, bucket)
 
 
-def _grid(cur, grain: str, start: date, end: date, tz: str, compare: str | None) -> pd.DataFrame:
-    """`bucket` (local start), `end` (the next bucket's start), `label`, `period` and, with `compare`,
-    `previous_bucket` (the compared bucket's start) for every bucket overlapping [start, end]."""
-    previous = f"date_trunc('{grain}', b - {_shift_sql(compare, grain)})" if compare else "NULL::TIMESTAMP"
-    grid = cur.execute(f"""
-        SELECT b AS bucket, b + {GRAIN_LENGTH[grain]} AS "end", {previous} AS previous_bucket
-        FROM unnest(?::TIMESTAMP[]) AS t(b) ORDER BY b""", [buckets(cur, grain, start, end, tz)]).df()
-    starts = grid["bucket"].dt.to_pydatetime()
-    grid["label"] = [_label(b, grain) for b in starts]
-    grid["period"] = [_period_name(b, grain) for b in starts]
+def _end_utc(bucket: Bucket, tz: str) -> datetime:
+    if bucket.grain == "hour":
+        return bucket.utc + timedelta(hours=1)
+    return timegrid.first_instant(timegrid.next_start(bucket.grain, bucket.start), tz)
+
+
+def _grid(bucket_list: list[Bucket], tz: str, compare: str | None) -> pd.DataFrame:
+    """`bucket` (`Bucket.key`), `start` (local), `end` (the next bucket's local start), `end_utc`, `label`,
+    `offset` (only for an hour DST's end repeats), `period`, and with `compare` `previous_start` (the compared
+    bucket's local start: a repeated hour compares with its first occurrence)."""
+    grain = bucket_list[0].grain
+    grid = pd.DataFrame({
+        "bucket": pd.Series([b.key for b in bucket_list], dtype="int64"),
+        "start": [b.start for b in bucket_list],
+        "end": [timegrid.next_start(grain, b.start) for b in bucket_list],
+        "end_utc": [_end_utc(b, tz) for b in bucket_list],
+        "label": [b.label for b in bucket_list],
+        "offset": [b.fields().get("offset") for b in bucket_list],
+        "period": [b.period for b in bucket_list],
+    })
+    if compare:
+        grid["previous_start"] = [timegrid.previous_start(grain, b.start, compare) for b in bucket_list]
     return grid
 
 
 def _latest_data(cur, cfg: Config, metric: Metric) -> datetime | None:
-    """Local start of the newest fact hour of the metric's source (any of its metrics), or None."""
-    tz = cfg.warehouse.timezone
+    """The start of the newest fact hour of the metric's source (any of its metrics), an aware instant, or None."""
     names = [m.name for m in cfg.catalog.metrics_of(metric.source)]
-    return cur.execute(f"SELECT timezone(?, max(last_ts)) FROM lake.rollups WHERE grain = 'year' "
-                       f"AND metric IN ({', '.join('?' * len(names))})", [tz, *names]).fetchone()[0]
+    return cur.execute(f"SELECT max(last_ts) FROM lake.rollups WHERE grain = 'year' "
+                       f"AND metric IN ({', '.join('?' * len(names))})", names).fetchone()[0]
 
 
 def series_frame(cur: duckdb.DuckDBPyConnection, cfg: Config, req: SeriesRequest) -> SeriesFrame:
@@ -252,12 +240,17 @@ def series_frame(cur: duckdb.DuckDBPyConnection, cfg: Config, req: SeriesRequest
     end = req.end or today(cfg)
     start = req.start or max(end - DEFAULT_SPAN[req.grain], FIRST_DAY)
     _check_points(_most_buckets(req.grain, start, end), 1)    # before any bucket is built
-    grid = _grid(cur, req.grain, start, end, tz, req.compare)
-    frame = _values(cur, metric, req.grain, pd.DatetimeIndex(grid["bucket"]), req).merge(grid, on="bucket")
+    bucket_list = timegrid.buckets(req.grain, start, end, tz)
+    grid = _grid(bucket_list, tz, req.compare)
+    frame = _values(cur, metric, req.grain, bucket_list, req).merge(grid, on="bucket")
     if req.compare:
-        earlier = _grid(cur, req.grain, grid["previous_bucket"].min().date(), grid["previous_bucket"].max().date(),
-                        tz, None)
-        previous = _values(cur, metric, req.grain, pd.DatetimeIndex(earlier["bucket"]), req)
+        earlier = timegrid.buckets(req.grain, grid["previous_start"].min().date(),
+                                   grid["previous_start"].max().date(), tz)
+        first_at: dict[datetime, int] = {}
+        for b in earlier:
+            first_at.setdefault(b.start, b.key)     # a repeated hour: its first occurrence
+        frame["previous_bucket"] = frame["previous_start"].map(first_at).astype("Int64")
+        previous = _values(cur, metric, req.grain, earlier, req).astype({"bucket": "Int64"})
         frame = frame.merge(previous.rename(columns={"bucket": "previous_bucket", "value": "previous"}),
                             on=["previous_bucket", *by], how="left")
         if metric.kind != GAUGE:   # nothing counted then (or a DST-skipped hour): 0; a gauge unobserved: NaN
@@ -266,11 +259,15 @@ def series_frame(cur: duckdb.DuckDBPyConnection, cfg: Config, req: SeriesRequest
         frame["previous"] = np.nan
     frame["delta"] = frame["value"] - frame["previous"]
     frame["delta_pct"] = (frame["delta"] / frame["previous"].where(frame["previous"] != 0) * 100)
-    now = datetime.now(ZoneInfo(tz)).replace(tzinfo=None)
     latest = _latest_data(cur, cfg, metric)
-    frame["complete"] = (frame["end"] <= now) & (frame["end"] <= latest) if latest is not None else False
-    frame = frame.rename(columns={"bucket": "start"}).sort_values([*by, "start"], kind="stable")
-    columns = ["start", "end", "label", "period", *by, "value", "previous", "delta", "delta_pct", "complete"]
+    if latest is None:
+        frame["complete"] = False
+    else:
+        ends = pd.to_datetime(frame["end_utc"], utc=True)
+        frame["complete"] = (ends <= pd.Timestamp.now(tz="UTC")) & (ends <= pd.Timestamp(latest))
+    frame = frame.sort_values([*by, "bucket"], kind="stable")
+    columns = ["start", "end", "label", "offset", "period", *by, "value", "previous", "delta", "delta_pct",
+               "complete"]
     return SeriesFrame(frame[columns].reset_index(drop=True), metric.name, metric.kind, req.grain, tz, start, end,
                        req.compare, by, metric.unit)
 
@@ -289,11 +286,14 @@ def series_json(series: SeriesFrame) -> dict:
     `{start, period, value, complete}` plus `previous` with `compare`."""
     frame = series.frame
     numbers = {"value": frame["value"], **({"previous": frame["previous"]} if series.compare else {})}
-    points = pd.DataFrame({"start": frame["label"], "period": frame["period"],   # object columns keep None
+    points = pd.DataFrame({"start": frame["label"], "offset": frame["offset"], "period": frame["period"],
                            **{k: pd.Series(json_numbers(v, series.unit), index=frame.index, dtype=object)
                               for k, v in numbers.items()}})
     points["complete"] = frame["complete"].astype(bool)
-    records = points.to_dict("records")
+    records = points.to_dict("records")      # (object columns keep None)
+    for record in records:
+        if not isinstance(record["offset"], str):     # only the hour a DST end repeats says its offset (else NaN)
+            del record["offset"]
     answer = {"metric": series.metric, "grain": series.grain, "kind": series.kind, "timezone": series.timezone,
               "from": series.start.isoformat(), "to": series.end.isoformat()}
     if series.compare:
@@ -342,27 +342,32 @@ def downloads_by_version(cur, cfg: Config, start: date | None, end: date | None)
 
 
 def period_bounds(cur, grain: str, at: datetime) -> tuple[datetime, datetime]:
-    """Local start of the `grain` period holding the local time `at`, and the next period's start."""
+    """Local start of the `grain` period holding the local time `at`, and the next period's start
+    (`timegrid.period_bounds`; `cur` is unused)."""
     if grain not in GRAINS:
         raise QueryError(f"period must be one of {', '.join(GRAINS)}, got {grain!r}")
-    start, following = cur.execute(f"SELECT date_trunc('{grain}', ?::TIMESTAMP), "
-                                   f"date_trunc('{grain}', ?::TIMESTAMP) + INTERVAL 1 {grain}", [at, at]).fetchone()
-    return start, following
+    return timegrid.period_bounds(grain, at)
 
 
 def period_summary(cur, cfg: Config, grain: str, at: datetime | None, fields: dict[str, str]) -> dict:
     """`{start, end, <field>: value, ...}` for the period holding `at` (default: now), one value per metric
     in `fields` (answer field -> metric): a counter's total in the period, a gauge's value at its end.
     `end` is the period's last day (for hours: its start hour)."""
-    at = at or datetime.now(ZoneInfo(cfg.warehouse.timezone)).replace(tzinfo=None)
+    tz = cfg.warehouse.timezone
+    at = at or timegrid.now_local(tz)
     check_day(at.date(), "at")
     start, following = period_bounds(cur, grain, at)
-    last_day = (following - timedelta(days=1)).date() if grain != "hour" else start.date()
-    label = _label(start, grain)
+    # the bucket itself: an hour `at` names twice is its first occurrence, a skipped one the hour after
+    period = timegrid.period_of(grain, at, tz)
+    last_day = (following - timedelta(days=1)).date() if grain != "hour" else period.start.date()
+    label = period.label
     answer: dict = {"start": label, "end": label if grain == "hour" else last_day.isoformat()}
     for name, metric in fields.items():
-        frame = series_frame(cur, cfg, SeriesRequest(metric, grain, start.date(), last_day)).frame
-        value = json_numbers(frame.loc[frame["start"] == start, "value"], cfg.catalog.metrics[metric].unit)
+        series = series_frame(cur, cfg, SeriesRequest(metric, grain, period.start.date(), last_day))
+        frame = series.frame
+        mine = (frame["start"] == period.start) & (frame["offset"].isna() if "offset" not in period.fields()
+                                                   else frame["offset"] == period.fields()["offset"])
+        value = json_numbers(frame.loc[mine, "value"], series.unit)
         answer[name] = value[0] if value else 0
     return answer
 

@@ -16,11 +16,12 @@ BOOKKEEPING_DDL = [
     "CREATE TABLE IF NOT EXISTS lake.cursors (source VARCHAR, cursor JSON, batch BIGINT, updated_at TIMESTAMPTZ)",
     "CREATE TABLE IF NOT EXISTS lake.quarantine (received_at TIMESTAMPTZ, source VARCHAR, reason VARCHAR, "
     "record VARCHAR, origin VARCHAR, _batch BIGINT)",
-    # The cube: hourly facts (zone hours, `metrics.fact_hour_macros`) and rollups at every grain (bucket = local wall-clock start).
+    # The cube: hourly facts (zone hours, `timegrid.fact_hour_macros`) and rollups at every grain (bucket = local
+    # wall-clock start; bucket_utc = the instant it starts, which tells apart the two hours a DST end repeats).
     "CREATE TABLE IF NOT EXISTS lake.metric_points (ts TIMESTAMPTZ, source VARCHAR, metric VARCHAR, "
     "dims VARCHAR, value DOUBLE)",
     "CREATE TABLE IF NOT EXISTS lake.rollups (grain VARCHAR, bucket TIMESTAMP, metric VARCHAR, dims VARCHAR, "
-    "value DOUBLE, last_ts TIMESTAMPTZ)",
+    "value DOUBLE, last_ts TIMESTAMPTZ, bucket_utc TIMESTAMPTZ)",
     # What each source's cube was built from: the last batch, and a fingerprint of time zone + metric SQL.
     "CREATE TABLE IF NOT EXISTS lake.cube_state (source VARCHAR, batch BIGINT, definition VARCHAR)",
 ]
@@ -40,6 +41,8 @@ def _ensure(con: duckdb.DuckDBPyConnection, declared: dict[str, RawTable]) -> No
         con.execute(statement)
     # Lakes made before the cube kept a definition fingerprint rebuild their cube once.
     con.execute("ALTER TABLE lake.cube_state ADD COLUMN IF NOT EXISTS definition VARCHAR")
+    # Lakes made before rollups kept bucket_utc: the cube's definition fingerprint changed too, so it rebuilds.
+    con.execute("ALTER TABLE lake.rollups ADD COLUMN IF NOT EXISTS bucket_utc TIMESTAMPTZ")
     for table in declared.values():
         if table.name not in existing:
             con.execute(f"CREATE TABLE lake.{table.name} ({table.columns}, _batch BIGINT)")

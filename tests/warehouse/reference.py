@@ -5,15 +5,18 @@ The recomputation follows the contract words, not the SQL:
 - a download is a REST/WEBSITE GET of a key matching `version_pattern` with status 200; the 206 records of
   one (remote IP, user agent, key) in one UTC hour count once; everything else is not a download;
 - records are deduplicated by their natural key (bucket, request ID, operation, key);
-- buckets are local wall-clock starts in the reporting zone (hour = local hour, week = ISO Monday);
+- buckets are local periods in the reporting zone (week = ISO Monday); an hour bucket is a local hour at
+  one UTC offset, so the hour a DST end repeats is two buckets (same `start`, each with its `offset`),
+  keyed here by the UTC instant they start;
 - a counter is the sum in the bucket (0 when empty); a gauge is the last observation at or before the
   bucket's end (carried through empty buckets, None before the first one), summed over the series of a group
   that have one;
 - previous values: wow = 7 days back, mom = 1 calendar month back, yoy = 364 days back for hour/day/week
-  and 1 calendar year back for month/quarter/year, truncated to the grain; a previous hour that a DST
-  change skipped does not exist: 0 for a counter, None for a gauge;
+  and 1 calendar year back for month/quarter/year, truncated to the grain, on the wall clock; a previous
+  hour that a DST change skipped does not exist: 0 for a counter, None for a gauge; a repeated one is its
+  first occurrence;
 - a bucket is complete once it has ended (always, for this old data) and its source has a fact hour starting
-  at or after its end (the bucket after it starts at its end: an hour later in wall-clock time, a day, ...).
+  at or after its end (the bucket after it starts at its end: an hour later in real time, a day, ...).
 """
 from __future__ import annotations
 
@@ -204,17 +207,26 @@ def trunc(grain: str, t: datetime) -> datetime:
             "year": d.replace(month=1, day=1)}[grain]
 
 
+def hour_key(ts: datetime, tz: str) -> datetime:
+    """The UTC instant the local hour holding `ts` starts (at `ts`'s own offset: zones with whole-hour
+    offset changes, such as New York and Berlin)."""
+    return ts.astimezone(ZoneInfo(tz)).replace(minute=0, second=0, microsecond=0).astimezone(UTC)
+
+
+def bucket_key(grain: str, ts: datetime, tz: str) -> datetime:
+    return hour_key(ts, tz) if grain == "hour" else trunc(grain, local(ts, tz))
+
+
 def bucket_list(grain: str, start: date, end: date, tz: str) -> list[datetime]:
-    """Local bucket starts overlapping [start, end] (local dates), in order; hours walk real time."""
+    """Bucket keys overlapping [start, end] (local dates), in order: for hours, the UTC start of every
+    local hour walking real time (both hours a DST end repeats); otherwise local period starts."""
     if grain == "hour":
         zone = ZoneInfo(tz)
         t = datetime.combine(start, time(), zone).astimezone(UTC)
         stop = datetime.combine(end + timedelta(days=1), time(), zone).astimezone(UTC)
         out: list[datetime] = []
         while t < stop:
-            b = trunc("hour", local(t, tz))
-            if not out or out[-1] != b:
-                out.append(b)
+            out.append(hour_key(t, tz))
             t += timedelta(hours=1)
         return out
     return sorted({trunc(grain, datetime.combine(start + timedelta(days=i), time()))
@@ -244,8 +256,30 @@ def previous_bucket(grain: str, b: datetime, compare: str) -> datetime:
     return trunc(grain, shifted)
 
 
-def start_label(grain: str, b: datetime) -> str:
-    return b.strftime("%Y-%m-%dT%H:%M") if grain == "hour" else b.strftime("%Y-%m-%d")
+def wall_clock(grain: str, b: datetime, tz: str) -> datetime:
+    return local(b, tz) if grain == "hour" else b
+
+
+def repeated(naive: datetime, tz: str) -> bool:
+    """A wall-clock time that occurs twice (the hour a DST end repeats)."""
+    zone, naive = ZoneInfo(tz), naive.replace(fold=0)
+    return exists(naive, tz) and naive.replace(tzinfo=zone).utcoffset() != naive.replace(tzinfo=zone, fold=1).utcoffset()
+
+
+def offset_label(b: datetime, tz: str) -> str:
+    minutes = int(b.astimezone(ZoneInfo(tz)).utcoffset().total_seconds()) // 60
+    return f"{'-' if minutes < 0 else '+'}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
+
+
+def time_fields(grain: str, b: datetime, tz: str) -> dict:
+    """start, period; on the two hours a DST end repeats also the UTC offset, in `offset` and in `period`."""
+    wall = wall_clock(grain, b, tz)
+    if grain != "hour":
+        return {"start": wall.strftime("%Y-%m-%d"), "period": period_label(grain, wall)}
+    if not repeated(wall, tz):
+        return {"start": wall.strftime("%Y-%m-%dT%H:%M"), "period": period_label(grain, wall)}
+    return {"start": wall.strftime("%Y-%m-%dT%H:%M"), "offset": offset_label(b, tz),
+            "period": f"{period_label(grain, wall)} (UTC{offset_label(b, tz)})"}
 
 
 def period_label(grain: str, b: datetime) -> str:
@@ -285,7 +319,7 @@ class Reference:
     def _table(self, metric: str, grain: str, tz: str, where: tuple, by: tuple):
         """counter: {(bucket, group): sum}; gauge: {group: {series dims: ([bucket keys], [values])}}."""
         wanted = dict(where)
-        rows = [(trunc(grain, local(ts, tz)), dims, value) for ts, dims, value in self.events[metric]
+        rows = [(bucket_key(grain, ts, tz), dims, value) for ts, dims, value in self.events[metric]
                 if all(dims.get(k) in vs for k, vs in wanted.items())]
         if self.kinds[metric] == "counter":
             sums: dict = defaultdict(int)
@@ -319,18 +353,25 @@ class Reference:
         """What `metric_series` must answer: the contract's keys, plus each point's `period` label."""
         where_key, by_key = _frozen(where), tuple(by or [])
         buckets = bucket_list(grain, start, end, tz)
-        latest = local(self.latest["downloads" if metric == "downloads" else "github"], tz)
+        latest_utc = self.latest["downloads" if metric == "downloads" else "github"]
+        latest = local(latest_utc, tz)
 
         def points(group: tuple) -> list[dict]:
             out = []
             for b in buckets:
-                point = {"start": start_label(grain, b), "period": period_label(grain, b),
+                point = {**time_fields(grain, b, tz),
                          "value": self.value(metric, grain, tz, where_key, by_key, group, b)}
                 if compare:
-                    p = previous_bucket(grain, b, compare)
-                    point["previous"] = (self.value(metric, grain, tz, where_key, by_key, group, p) if exists(p, tz)
-                                         else 0 if self.kinds[metric] == "counter" else None)
-                point["complete"] = bucket_end(grain, b) <= latest
+                    p = previous_bucket(grain, wall_clock(grain, b, tz), compare)
+                    if grain != "hour":
+                        point["previous"] = self.value(metric, grain, tz, where_key, by_key, group, p)
+                    elif exists(p, tz):   # a repeated wall clock: its first occurrence (fold 0)
+                        p = p.replace(tzinfo=ZoneInfo(tz)).astimezone(UTC)
+                        point["previous"] = self.value(metric, grain, tz, where_key, by_key, group, p)
+                    else:                 # a wall clock that a DST change skipped has no bucket
+                        point["previous"] = 0 if self.kinds[metric] == "counter" else None
+                # hour buckets are UTC instants, longer ones local wall-clock starts
+                point["complete"] = bucket_end(grain, b) <= (latest_utc if grain == "hour" else latest)
                 out.append(point)
             return out
 

@@ -197,7 +197,7 @@ def test_a_comparison_longer_grain_than_its_period_is_a_query_error(one_batch, c
                                                       compare=compare))
 
 
-def test_dst_days_have_23_and_24_local_hours_and_iso_weeks_span_the_new_year(one_batch, reference):
+def test_dst_days_have_23_and_25_local_hours_and_iso_weeks_span_the_new_year(one_batch, reference):
     cfg, _ = one_batch
     with Reader(cfg).cursor() as cur:
         spring = queries.metric_series(cur, cfg, SeriesRequest("downloads", "hour", D("2025-03-09"), D("2025-03-09")))
@@ -205,11 +205,14 @@ def test_dst_days_have_23_and_24_local_hours_and_iso_weeks_span_the_new_year(one
         assert len(starts) == 23 and "2025-03-09T02:00" not in starts
         fall = queries.metric_series(cur, cfg, SeriesRequest("downloads", "hour", D("2025-11-02"), D("2025-11-02")))
         starts = [p["start"] for p in fall["points"]]
-        assert len(starts) == 24 and starts.count("2025-11-02T01:00") == 1   # both 01:00 hours in one bucket
-        one_am = next(p["value"] for p in fall["points"] if p["start"] == "2025-11-02T01:00")
-        assert one_am == sum(1 for ts, _, _ in reference.events["downloads"]
-                             if ts.date() == D("2025-11-02") and ts.hour in (5, 6))
-        assert one_am > 0
+        assert len(starts) == 25
+        # the repeated 01:00 is two buckets: 05:00-06:00 UTC at -04:00, then 06:00-07:00 UTC at -05:00
+        one_am = [(p["offset"], p["period"], p["value"]) for p in fall["points"] if p["start"] == "2025-11-02T01:00"]
+        in_utc_hour = [sum(1 for ts, _, _ in reference.events["downloads"] if ts.date() == D("2025-11-02") and ts.hour == h)
+                       for h in (5, 6)]
+        assert one_am == [("-04:00", "2025-11-02 01:00 (UTC-04:00)", in_utc_hour[0]),
+                          ("-05:00", "2025-11-02 01:00 (UTC-05:00)", in_utc_hour[1])]
+        assert all(in_utc_hour)
         weeks = queries.metric_series(cur, cfg, SeriesRequest("downloads", "week", D("2024-12-28"), D("2025-01-06")))
         assert [(p["start"], p["period"]) for p in weeks["points"]] == [
             ("2024-12-23", "2024-W52"), ("2024-12-30", "2025-W01"), ("2025-01-06", "2025-W02")]

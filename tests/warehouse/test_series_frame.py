@@ -63,7 +63,7 @@ def frame_of(lake, *args, **kwargs) -> pd.DataFrame:
 def test_one_row_per_bucket_and_group_with_the_documented_columns(lake):
     answer = queries.series_frame(lake[1], lake[0], SeriesRequest("downloads", "week", D("2025-01-01"),
                                                                   D("2025-01-14"), by=["version"], compare="yoy"))
-    assert list(answer.frame.columns) == ["start", "end", "label", "period", "version", "value", "previous", "delta",
+    assert list(answer.frame.columns) == ["start", "end", "label", "offset", "period", "version", "value", "previous", "delta",
                                           "delta_pct", "complete"]
     assert (answer.metric, answer.kind, answer.grain, answer.timezone, answer.start, answer.end, answer.compare) == (
         "downloads", "counter", "week", "UTC", D("2025-01-01"), D("2025-01-14"), "yoy")
