@@ -21,7 +21,7 @@ import pandas as pd
 
 from config import Config
 from warehouse import queries
-from warehouse.catalog import COUNTER, DISTINCT, GAUGE
+from warehouse.catalog import COUNTER, DISTINCT
 from warehouse.dashboards_state import Dashboard, WidgetSpec
 from warehouse.queries import Kpi, QueryError, SeriesRequest
 from warehouse.state import State
@@ -250,9 +250,14 @@ def evaluate(cfg: Config, cur, dashboard: Dashboard, start: date, end: date) -> 
 def sheet_frame(data: WidgetData) -> pd.DataFrame:
     """The widget's rows as a report table shows them: the period, the split value, value, previous, Δ, Δ%
     and whether the bucket is complete (scatter: both metrics; pie: the slices)."""
-    frame = data.frame
-    if frame is None:
+    if data.frame is None:
         return pd.DataFrame()
+    frame = data.frame.copy()
+    # The API's numbers (`queries.json_numbers`): whole counts, shares to six places, None before a gauge's start.
+    for column, unit in (("value", data.unit), ("previous", data.unit), ("delta", data.unit), ("x", data.unit),
+                         ("y", data.y_unit)):
+        if column in frame:
+            frame[column] = pd.Series(queries.json_numbers(frame[column], unit), index=frame.index, dtype=object)
     if data.spec.kind == "pie":
         return frame.rename(columns={"name": data.spec.by or "period"})
     if data.spec.kind == "scatter":
@@ -261,6 +266,3 @@ def sheet_frame(data: WidgetData) -> pd.DataFrame:
     by = [data.spec.by] if data.spec.by and data.spec.by in frame else []
     return frame[["period", *by, "value", "previous", "delta", "delta_pct", "complete"]]
 
-
-def is_gauge(kind: str) -> bool:
-    return kind == GAUGE

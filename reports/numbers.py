@@ -40,13 +40,13 @@ def full(value, unit: str = "") -> str:
     return f"{'-' if value < 0 else ''}{CURRENCY_SYMBOLS.get(unit, '')}{text}"
 
 
-def delta(value, unit: str = "") -> str:
-    """A signed change: +56, -1.2k, +0.4 pt (a change of a percentage is in points)."""
+def delta(value, unit: str = "", short: bool = True) -> str:
+    """A signed change: +56, -1.2k (`short=False`: -1,234), +0.4 pt (a change of a percentage is in points)."""
     if _missing(value):
         return "–"
     if unit == "percent":
         return f"{value:+.1f} pt"
-    text = compact(abs(value), unit)
+    text = compact(abs(value), unit) if short else full(abs(value), unit)
     return f"{'-' if value < 0 else '+'}{text}"
 
 

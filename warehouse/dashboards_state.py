@@ -307,9 +307,9 @@ def _clean_name(name: str) -> str:
 W = WidgetSpec
 DEMO_DASHBOARDS: dict[str, list[WidgetSpec]] = {
     "Marketing funnel": [
-        W("kpi", "salesforce.raw_leads", "Raw leads this month", grain="month", last=1, unit="months", compare="yoy"),
-        W("kpi", "salesforce.mqls", "MQLs this month", grain="month", last=1, unit="months", compare="yoy"),
-        W("kpi", "salesforce.opportunities", "Opportunities this month", grain="month", last=1, unit="months",
+        W("kpi", "salesforce.raw_leads", "Raw leads", grain="month", last=1, unit="months", compare="yoy"),
+        W("kpi", "salesforce.mqls", "MQLs", grain="month", last=1, unit="months", compare="yoy"),
+        W("kpi", "salesforce.opportunities", "Opportunities", grain="month", last=1, unit="months",
           compare="yoy"),
         W("line", "salesforce.raw_leads", "Weekly raw leads, against a year earlier", grain="week", last=26,
           unit="weeks", compare="yoy"),
@@ -321,13 +321,13 @@ DEMO_DASHBOARDS: dict[str, list[WidgetSpec]] = {
           compare="yoy"),
     ],
     "Awareness": [
-        W("kpi", "web.sessions", "Sessions this week", grain="week", last=1, unit="weeks", compare="wow"),
+        W("kpi", "web.sessions", "Sessions", grain="week", last=1, unit="weeks", compare="wow"),
         W("kpi", "youtube.subscribers", "YouTube subscribers", grain="day", last=1, unit="days", compare="mom"),
         W("kpi", "linkedin.followers", "LinkedIn followers", grain="day", last=1, unit="days", compare="mom"),
         W("kpi", "twitter.followers", "X followers", grain="day", last=1, unit="days", compare="mom"),
         W("line", "web.sessions", "Daily sessions, against a week earlier", grain="day", last=30, compare="wow"),
         W("line", "youtube.views", "Weekly YouTube views", grain="week", last=12, unit="weeks"),
-        W("pie", "meltwater.mentions", "Mentions by brand, last 30 days", grain="day", last=30, by="brand"),
+        W("pie", "meltwater.mentions", "Mentions by brand", grain="day", last=30, by="brand"),
         W("line", "seo.share_of_voice", "Share of voice by brand", grain="week", last=12, unit="weeks", by="brand"),
         W("scatter", "downloads", "Weekly downloads against GitHub stars", grain="week", last=26, unit="weeks",
           y_metric="github.stars"),
