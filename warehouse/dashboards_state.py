@@ -108,11 +108,11 @@ class WidgetSpec:
         """This spec, or a DashboardError naming the first thing wrong with it (`catalog`: cfg.catalog)."""
         if self.kind not in KINDS:
             raise DashboardError(f"a widget's kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
+        if self.kind == "scatter" and not self.y_metric:
+            raise DashboardError("a scatter widget needs a second metric for its vertical axis")
         for name in (self.metric, *([self.y_metric] if self.kind == "scatter" else [])):
             if name not in catalog.metrics:
                 raise DashboardError(f"unknown metric {name!r}")
-        if self.kind == "scatter" and not self.y_metric:
-            raise DashboardError("a scatter widget needs a second metric for its vertical axis")
         if self.grain not in GRAINS:
             raise DashboardError(f"grain must be one of {', '.join(GRAINS)}, got {self.grain!r}")
         dims = catalog.metrics[self.metric].dims
