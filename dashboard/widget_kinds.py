@@ -190,10 +190,13 @@ def kpi_tile(result: WidgetData, color: str, key: str) -> None:
     if result.compare and kpi.delta is not None:
         change = f"{numbers.delta(kpi.delta, result.unit)} ({numbers.percent(kpi.delta_pct)}) vs " \
                  f"{PREVIOUS_LABELS[result.compare]}"
-    helps = [f"{result.start} to {result.end}"] + ([f"Shown: {result.note}"] if result.note else []) + \
+    helps = ([f"Shown: {result.note}."] if result.note else []) + \
         ([] if kpi.complete else [f"The last {result.spec.grain} is {INCOMPLETE}."])
     label = result.title + ("" if kpi.complete else " (so far)")
-    st.metric(label, numbers.compact(kpi.value, result.unit), change, help=" ".join(helps), border=True)
+    # The card's header already names the widget: the tile's own label is kept for screen readers only.
+    st.metric(label, numbers.compact(kpi.value, result.unit), change, border=True, label_visibility="collapsed")
+    if helps:
+        st.caption(" ".join(helps))
     if result.frame is not None and len(result.frame) > 1:
         st.plotly_chart(sparkline(result, color), key=f"{key}_spark", config={"displayModeBar": False})
 
