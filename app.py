@@ -21,8 +21,9 @@ NAVIGATION = [
     ("sources.py", "Sources", ":material/sync:", "sources"),
 ]
 
-st.set_page_config(page_title="Caskalytics", page_icon=":material/insights:", layout="wide")
 pages = [st.Page(f"pages/{file}", title=title, icon=icon, url_path=url, default=not i)
          for i, (file, title, icon, url) in enumerate(n for n in NAVIGATION if (PAGES / n[0]).exists())]
 navigation = st.navigation(pages)
+# After st.navigation, which resets the page config (Streamlit 1.67: a layout set before it is not applied).
+st.set_page_config(page_title=f"{navigation.title} · Caskalytics", page_icon=":material/insights:", layout="wide")
 navigation.run()

@@ -220,8 +220,10 @@ def sql_tables(path: str) -> list[dict]:
     return sql.queryable_tables(settings(path), con=_cursor(path))
 
 
+@st.cache_data(ttl=TTL, show_spinner=False)
 def run_sql(path: str, text: str, limit: int) -> sql.SqlResult:
-    """`sql.run_readonly` (never cached: a query is run when asked). Raises sql.SqlRefused (one sentence)."""
+    """`sql.run_readonly`, cached like every answer (a shared link reruns its query; each run costs a worker
+    process). Raises sql.SqlRefused with one sentence; refusals are not cached."""
     return sql.run_readonly(settings(path), text, limit)
 
 

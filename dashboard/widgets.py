@@ -183,12 +183,12 @@ def freshness_text(fresh) -> str:
         return "off in the config"
     if fresh.state == "never":
         return "not collected yet"
-    collected = f"collected {_ago(fresh.last_success_at)}"
+    collected = f"collected {_ago(fresh.last_success_at)}" if fresh.last_success_at else "never collected"
     data = f", newest data {_ago(fresh.last_data_at)}" if fresh.last_data_at else ", no data yet"
     if fresh.state == "failing":
-        return f"failing ({fresh.consecutive_failures} runs in a row), last {collected}{data}"
+        return f"failing ({fresh.consecutive_failures} runs in a row), {'last ' * bool(fresh.last_success_at)}{collected}{data}"
     if fresh.state == "stale":
-        return f"stale: last {collected} ({fresh.schedule}){data}"
+        return f"stale: {'last ' * bool(fresh.last_success_at)}{collected} ({fresh.schedule}){data}"
     return collected + data
 
 

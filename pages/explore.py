@@ -125,15 +125,16 @@ def summary(path: str, q: dict, series) -> None:
 def downloads(series, title: str) -> None:
     """The frame behind the chart as CSV or Excel (with a native chart), from `warehouse.export`."""
     table = series.frame.drop(columns=["end"])
-    left, right, _ = st.columns([1, 1, 4])
-    for column, fmt, label in ((left, "csv", "CSV"), (right, "xlsx", "Excel")):
+    row = st.container(horizontal=True)
+    for fmt, label in (("csv", "CSV"), ("xlsx", "Excel")):
         chart = ChartSpec(x="label", previous="previous" if series.compare else None) if not series.by else None
         made = export(table, fmt, title=title, chart=chart)
-        column.download_button(f"Download {label}", b"".join(made.chunks), file_name=made.filename,
+        row.download_button(f"Download {label}", b"".join(made.chunks), file_name=made.filename,
                                mime=made.media_type, on_click="ignore", key=f"explore_download_{fmt}",
                                icon=":material/download:")
 
 
+st.set_page_config(layout="wide")    # again here: app.py's is lost when a link opens this page directly
 st.title("Explore")
 path = data.config_path()
 try:

@@ -123,7 +123,14 @@ def questions(path: str, tiles, grain: str, start: date, end: date, complete: bo
     return tuple(kpis), tuple(frames)
 
 
-def tile(column, info: dict, label: str, kpi, spark, grain: str, complete: bool) -> None:
+def compared_name(grain: str, start: date) -> str:
+    """The period a tile is compared with: the one before, or the same quarter a year before."""
+    if grain == "quarter":
+        return period_name(grain, start.replace(year=start.year - 1))
+    return period_name(grain, previous_start(grain, start)).split(" (")[0]
+
+
+def tile(column, info: dict, label: str, kpi, spark, grain: str, start: date, complete: bool) -> None:
     """One KPI tile: the period's value (a counter's total, a gauge's value at its end), the change against
     the compared period, and a sparkline of the metric over the last periods."""
     if isinstance(kpi, Exception) or isinstance(spark, Exception):
@@ -136,10 +143,12 @@ def tile(column, info: dict, label: str, kpi, spark, grain: str, complete: bool)
     kind = {"gauge": "Value at the end of the period", "counter": "Total over the period",
             "distinct": "Counted over the whole period"}[info["kind"]]
     column.metric(label, widgets.human(kpi.value, info["unit"]), delta, border=True, height="stretch",
+                  delta_color="gray" if kpi.delta == 0 else "normal", delta_arrow="off" if kpi.delta == 0 else "auto",
                   help=f"{info['description']}. {kind}; previous: {widgets.human(kpi.previous, info['unit'])}.{note}",
                   chart_data=values if len(values) > 1 else None,
                   chart_type="line" if info["kind"] == "gauge" else "bar",
-                  delta_description=(f"vs {AGAINST[grain]}" + ("" if complete else ", same days")) if delta else None)
+                  delta_description=(f"vs {compared_name(grain, start)}" + ("" if complete else ", same days"))
+                  if delta else None)
 
 
 def sections(path: str, grain: str, start: date, end: date, complete: bool) -> None:
@@ -156,14 +165,16 @@ def sections(path: str, grain: str, start: date, end: date, complete: bool) -> N
         with badges.container(horizontal=True):
             for source in dict.fromkeys(catalog[t[1]]["source"] for _, t in mine):
                 widgets.freshness_badge(fresh[source])
-        columns = st.columns(4)
         for n, (i, (_, metric, label, brand)) in enumerate(mine):
+            if n % 4 == 0:
+                columns = st.columns(4)     # a row at a time, so tiles of a row are as tall as each other
             if brand == "":
                 columns[n % 4].metric(label, "–", help="No share of voice measured yet.", border=True)
             else:
-                tile(columns[n % 4], catalog[metric], label, kpis[i], frames[i], grain, complete)
+                tile(columns[n % 4], catalog[metric], label, kpis[i], frames[i], grain, start, complete)
 
 
+st.set_page_config(layout="wide")    # again here: app.py's is lost when a link opens this page directly
 st.title("Overview")
 path = data.config_path()
 try:

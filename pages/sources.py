@@ -111,6 +111,7 @@ def queue() -> None:
                      "inserted": st.column_config.NumberColumn("rows new", format="localized")})
 
 
+st.set_page_config(layout="wide")    # again here: app.py's is lost when a link opens this page directly
 st.title("Sources")
 path = data.config_path()
 try:
@@ -126,6 +127,7 @@ except data.NoData as exc:
     st.stop()
 
 overview_table(fresh, tables)
+st.caption(f"Times in {cfg.warehouse.timezone}. Stale: no successful run for three scheduled intervals.")
 names = list(fresh)
 wanted = st.query_params.get("source")
 source = st.selectbox("Source", names, index=names.index(wanted) if wanted in names else 0, key="sources_source")

@@ -98,18 +98,19 @@ def chart(result, frame: pd.DataFrame) -> None:
 
 
 def downloads(frame: pd.DataFrame) -> None:
-    left, right, _ = st.columns([1, 1, 4])
-    for column, fmt, label in ((left, "csv", "CSV"), (right, "xlsx", "Excel")):
+    row = st.container(horizontal=True)
+    for fmt, label in (("csv", "CSV"), ("xlsx", "Excel")):
         try:
             made = export(frame, fmt, title="query")
         except ExportError as exc:
-            column.caption(str(exc))
+            row.caption(str(exc))
             continue
-        column.download_button(f"Download {label}", b"".join(made.chunks), file_name=made.filename,
+        row.download_button(f"Download {label}", b"".join(made.chunks), file_name=made.filename,
                                mime=made.media_type, on_click="ignore", key=f"sql_download_{fmt}",
                                icon=":material/download:")
 
 
+st.set_page_config(layout="wide")    # again here: app.py's is lost when a link opens this page directly
 st.title("SQL")
 path = data.config_path()
 try:
