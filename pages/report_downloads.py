@@ -63,6 +63,7 @@ def _file_name(name: str, start: date, end: date, suffix: str) -> str:
     return f"{slug}_{start.isoformat()}_{end.isoformat()}.{suffix}"
 
 
+st.set_page_config(layout="wide")    # again here: app.py's is lost when a link opens this page directly
 st.title("Reports")
 path = data.config_path()
 try:

@@ -180,7 +180,7 @@ def test_dashboards_are_created_renamed_and_deleted_on_the_page(warehouse, monke
 def test_reports_page_offers_the_pdf_and_the_workbook_with_the_key_numbers(warehouse, monkeypatch):
     store = Dashboards(State(warehouse))
     board = store.by_name("Every kind") or store.get(store.create("Every kind", KINDS))
-    at = page("reports.py", warehouse, monkeypatch, dashboard=str(board.id), **{"from": "2024-02-01", "to": "2024-02-29"})
+    at = page("report_downloads.py", warehouse, monkeypatch, dashboard=str(board.id), **{"from": "2024-02-01", "to": "2024-02-29"})
     assert not at.exception and not at.error
     labels = [b.proto.label for b in at.get("download_button")]
     assert labels == ["PDF report", "Excel workbook"]
