@@ -159,7 +159,10 @@ async def read_capped(request: Request, limit: int) -> bytes:
 @app.post("/webhooks/github")
 async def github_webhook(request: Request, svc: Services = Depends(services)):
     """Verify, store durably in the inbox, answer. Parsing happens later, in the scheduler's drain."""
-    secret = svc.cfg.secret(svc.cfg.sources.github.webhook_secret_env) if svc.cfg.sources.github else None
+    github = svc.cfg.sources.github
+    if github is None or not github.enabled:
+        raise HTTPException(404, "the github source is switched off in the config: no webhook is accepted")
+    secret = svc.cfg.secret(github.webhook_secret_env)
     if secret is None:
         raise HTTPException(503, "webhook secret not configured: set the variable named by "
                                  "[sources.github] webhook_secret_env")

@@ -190,3 +190,16 @@ def test_drained_deliveries_feed_the_metrics_and_a_broken_one_is_quarantined(tmp
     assert daily(cfg, "github.pull_requests_opened", *around) == [0, 1, 0]    # "closed" is not an opening
     assert daily(cfg, "github.releases", *around) == [0, 1, 0]
     assert daily(cfg, "github.stars", today, today) == [0]     # the unstar received last is the latest count
+
+
+def test_a_switched_off_github_source_refuses_deliveries_with_a_404_not_a_500(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from api import deps, main
+    cfg = make_config(tmp_path, github={"enabled": False})
+    deps._services = deps.Services(cfg)
+    try:
+        answer = TestClient(main.app).post("/webhooks/github", content=b"{}", headers={"X-GitHub-Event": "star"})
+    finally:
+        deps._services = None
+    assert answer.status_code == 404 and "switched off" in answer.text
