@@ -10,15 +10,15 @@ from pathlib import Path
 
 import collectors
 from config import Config
+from simulators.ports import wait_for_port
 
 BIN = Path(sys.executable).parent
 
 
-def start_simulators(cfg: Config, start: Callable[[str, list[str]], object],
-                     wait_for_port: Callable[[int, str], None]) -> None:
+def start_simulators(cfg: Config, start: Callable[[str, list[str]], object]) -> None:
     """Each enabled source whose declaration names a demo simulator gets it, started as that module's
     `demo_process(cfg)` says, after the servers it needs (moto, an S3-compatible server, for the S3 logs).
-    `start(name, args)` starts a process; `wait_for_port(port, what)` waits until it listens."""
+    `start(name, args)` starts a process; each is waited for until it listens on its port."""
     print("Starting the demo simulators...")
     enabled = [collectors.SOURCES[name] for name in cfg.enabled_sources()]
     if any("moto" in source.demo.needs for source in enabled):
