@@ -75,7 +75,7 @@ def main() -> int:
     signal.signal(signal.SIGTERM, terminate)
     try:
         if cfg.demo.simulators:
-            start_simulators(cfg, lambda name, args: processes.start(name, args, env, log_dir))
+            start_simulators(cfg, lambda name, args, secrets: processes.start(name, args, {**env, **secrets}, log_dir))
         # Readers attach the lake read-only, so it must exist (with its tables) before they start.
         Writer(cfg).close()
         processes.start("scheduler", [sys.executable, "scheduler.py", "run"], env, log_dir)

@@ -62,9 +62,10 @@ def run_source(writer: Writer, source: str, *, start: date | None = None, end: d
     ctx = Context(config=cfg, settings=settings, lookup=writer.lookup, staging=writer.con)
     with writer.state.run(source, kind) as run, _progress(f"{source} {kind}", show_progress) as bar:
         batches = collector.backfill(ctx, start, end or start) if start else collector.collect(ctx, writer.cursor(source))
-        # Log lines go above the progress bar, not into its line; `closing` ends the collector's generator (its
-        # downloads and temp files) at once when the run stops early.
-        with logging_redirect_tqdm() if show_progress else nullcontext(), closing(batches):
+        # Log lines go above the progress bar, not into its line; a collector's generator is closed (its downloads
+        # and temp files cleaned up) at once when the run stops early, not whenever it is garbage-collected.
+        with logging_redirect_tqdm() if show_progress else nullcontext(), \
+                closing(batches) if hasattr(batches, "close") else nullcontext():
             for batch in batches:
                 summary.skipped += batch.skipped
                 if batch.records or batch.rejected or batch.cursor is not None:

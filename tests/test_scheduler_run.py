@@ -16,6 +16,7 @@ import requests
 import scheduler
 from conftest import ROOT, make_config, start_api
 from tests_support import log_line
+from warehouse import stopping
 from warehouse.state import State
 from warehouse.writer import Writer
 
@@ -82,6 +83,17 @@ def test_runs_left_running_by_a_dead_process_are_closed_as_interrupted(tmp_path)
         assert state.interrupt_leftover_runs() == 1
         assert [r["status"] for r in state.recent_runs()] == ["running", "interrupted"]
     assert [r["status"] for r in state.recent_runs()] == ["ok", "interrupted"]
+
+
+def test_a_failure_while_stopping_is_an_interruption_not_a_source_failure(tmp_path, monkeypatch):
+    state = State(make_config(tmp_path, github={"repos": ["caskdata/cdap"]}))
+    with pytest.raises(ConnectionRefusedError), state.run("github", "collect"):
+        raise ConnectionRefusedError("the simulator is not running")
+    monkeypatch.setattr(stopping, "_requested", True)      # `make run` stops the simulators and us at once
+    with pytest.raises(ConnectionRefusedError), state.run("github", "collect"):
+        raise ConnectionRefusedError("the simulator stopped")
+    assert [r["status"] for r in state.recent_runs("github")] == ["interrupted", "failed"]
+    assert state.source_status()["github"]["consecutive_failures"] == 1
 
 
 @pytest.mark.slow
