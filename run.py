@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ from pathlib import Path
 import collectors
 from config import ConfigError
 from simulators.demo import start_simulators
+from simulators.ports import port_free, wait_for_port
 from warehouse.replication import litestream_config
 from warehouse.writer import Writer
 
@@ -55,21 +55,6 @@ class Processes:
                 print(f"  {name} did not stop in time; killed")
 
 
-def wait_for_port(port: int, what: str, seconds: float = 60) -> None:
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.2)
-    raise RuntimeError(f"{what} did not start listening on port {port} within {seconds:.0f}s")
-
-
-def port_free(port: int) -> bool:
-    with socket.socket() as probe:
-        return probe.connect_ex(("127.0.0.1", port)) != 0
-
-
 def main() -> int:
     try:
         cfg = collectors.load_config()
@@ -90,7 +75,7 @@ def main() -> int:
     signal.signal(signal.SIGTERM, terminate)
     try:
         if cfg.demo.simulators:
-            start_simulators(cfg, lambda name, args: processes.start(name, args, env, log_dir), wait_for_port)
+            start_simulators(cfg, lambda name, args, secrets: processes.start(name, args, {**env, **secrets}, log_dir))
         # Readers attach the lake read-only, so it must exist (with its tables) before they start.
         Writer(cfg).close()
         processes.start("scheduler", [sys.executable, "scheduler.py", "run"], env, log_dir)

@@ -16,18 +16,20 @@ import os
 import signal
 import sys
 import time
-from datetime import date
+from contextlib import closing, nullcontext
+from datetime import date, datetime, timedelta, timezone
 
 import schedule
-
 from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 import collectors
 from collectors.base import ROLLUP, Context
 from config import SCHEDULE_PATTERN, Config, ConfigError
-from warehouse import cube, maintenance
+from warehouse import cube, maintenance, stopping
+from warehouse.state import State, one_line
 from warehouse.requests_state import BackfillRequests
-from warehouse.writer import RunSummary, Writer, one_line
+from warehouse.writer import RunSummary, Writer, saved_cursors
 
 log = logging.getLogger("caskalytics.scheduler")
 INBOX_DRAIN_SECONDS = 5
@@ -37,17 +39,18 @@ INBOX_BATCH = 5000         # inbox rows per lake commit when draining
 # the same cores and cannot. At niceness 10 the kernel gives the scheduler about a tenth of the CPU weight
 # of the servers when they compete (bench/beacon.py soak: drains and rollups next to 1,000 hits/s).
 SCHEDULER_NICENESS = 10
+# A failed source is tried again after 30 s, then 1 min, 2 min, ... (never later than its own next slot),
+# so a blip at a source's API costs seconds of freshness, not a whole schedule interval.
+FIRST_RETRY_SECONDS = 30
+CURSOR_WIDTH = 60          # `status` shows each cursor's JSON cut to this many characters
 
 
 # -- running one source: collect / backfill / rollups, and the inbox drain ----------------------------------
-def _progress(total_hint: int | None, desc: str, show: bool):
-    return tqdm(total=total_hint, desc=desc, unit="obj", disable=not show, file=sys.stderr, leave=False)
-
-
 def run_source(writer: Writer, source: str, *, start: date | None = None, end: date | None = None,
                show_progress: bool = False, on_batch=None) -> RunSummary:
-    """Collect what is new for `source` (or backfill [start, end]); each batch commits with its cursor.
-    `on_batch(summary, batch)`, if given, is called after each commit (backfill requests record progress)."""
+    """Collect what is new for `source` (or backfill [start, end]); each batch commits with its cursor. A stop
+    request (`warehouse.stopping`) ends the run between two batches, logged as interrupted. `on_batch(summary,
+    batch)`, if given, is called after each batch (backfill requests record their progress)."""
     cfg = writer.cfg
     settings = cfg.source(source)
     declared = collectors.SOURCES[source]
@@ -55,50 +58,71 @@ def run_source(writer: Writer, source: str, *, start: date | None = None, end: d
         if start:
             raise ConfigError(f"source {source!r} has nothing to backfill: its data arrives through the inbox")
         return update_rollups(writer, source)
+    stopping.check()
     collector = declared.collector()
     kind = "backfill" if start else "collect"
-    summary = RunSummary(source, kind)
-    run_id = writer.state.start_run(source, kind)
+    summary = RunSummary(source, kind, unit=declared.progress_unit)
     ctx = Context(config=cfg, settings=settings, lookup=writer.lookup, staging=writer.con)
-    try:
-        if start:
-            batches = collector.backfill(ctx, start, end or start)
-        else:
-            batches = collector.collect(ctx, writer.cursor(source))
-        with _progress(None, f"{source} {kind}", show_progress) as bar:
+    with writer.state.run(source, kind) as run, _progress(f"{source} {kind}", show_progress) as bar:
+        batches = collector.backfill(ctx, start, end or start) if start else collector.collect(ctx, writer.cursor(source))
+        # Log lines go above the progress bar, not into its line; a collector's generator is closed (its downloads
+        # and temp files cleaned up) at once when the run stops early, not whenever it is garbage-collected.
+        with logging_redirect_tqdm() if show_progress else nullcontext(), \
+                closing(batches) if hasattr(batches, "close") else nullcontext():
             for batch in batches:
-                result = writer.commit(source, batch)
-                summary.add(result)
-                writer.state.add_to_run(run_id, result.records, result.inserted, result.duplicates,
-                                        result.quarantined)
-                if batch.progress:
-                    bar.total = batch.progress[1]
-                    bar.n = batch.progress[0]
-                    bar.set_postfix_str(batch.label[-40:], refresh=True)
+                summary.skipped += batch.skipped
+                if batch.records or batch.rejected or batch.cursor is not None:
+                    result = writer.commit(source, batch)
+                    summary.add(result)
+                    run.add(result)
+                    log.info("%s: batch %d committed (%s): %d records, %d new, %d quarantined", source,
+                             result.batch, batch.label, result.records, result.inserted, result.quarantined)
+                _advance(bar, batch, declared.progress_unit)
                 if on_batch is not None:
                     on_batch(summary, batch)
-                log.info("%s: batch %d committed (%s): %d records, %d new, %d quarantined", source,
-                         result.batch, batch.label, result.records, result.inserted, result.quarantined)
+                stopping.check()      # between batches: a stop waits for one batch, not for the whole catch-up
         cube.update(writer.con, cfg)
-    except BaseException as exc:
-        writer.state.finish_run(run_id, error=one_line(exc))
-        raise
-    writer.state.finish_run(run_id)
-    log.info(summary.line())
     return summary
+
+
+def _progress(desc: str, show: bool) -> tqdm:
+    return tqdm(total=None, desc=desc, unit=" batches", disable=not show, file=sys.stderr, leave=False)
+
+
+def _advance(bar: tqdm, batch, unit: str) -> None:
+    if not batch.progress:
+        bar.update(1)
+        return
+    bar.unit = f" {unit}"
+    bar.total, bar.n = batch.progress[1], batch.progress[0]
+    bar.set_postfix_str(batch.label[-40:], refresh=True)
 
 
 def update_rollups(writer: Writer, source: str) -> RunSummary:
     """A source with nothing to poll (the beacon): bring its rollups up to date with what the drain landed."""
-    summary = RunSummary(source, ROLLUP)
-    run_id = writer.state.start_run(source, ROLLUP)
-    try:
+    stopping.check()
+    with writer.state.run(source, ROLLUP):
         cube.update(writer.con, writer.cfg)
-    except BaseException as exc:
-        writer.state.finish_run(run_id, error=one_line(exc))
+    return RunSummary(source, ROLLUP)
+
+
+def run_backfill_requests(writer: Writer, requests: BackfillRequests) -> None:
+    """Run the oldest backfill the dashboard queued (one per call, so other jobs keep their turn), recording
+    its progress and outcome on the request."""
+    request = requests.claim_next()
+    if request is None:
+        return
+    def progress(summary: RunSummary, batch) -> None:
+        done, total = batch.progress or (None, None)
+        requests.progress(request["id"], summary.batches, summary.records, summary.inserted, done, total, batch.label)
+    try:
+        writer.cfg.source(request["source"])
+        run_source(writer, request["source"], start=date.fromisoformat(request["start_day"]),
+                   end=date.fromisoformat(request["end_day"]), on_batch=progress)
+    except Exception as exc:
+        requests.finish(request["id"], error=one_line(exc))
         raise
-    writer.state.finish_run(run_id)
-    return summary
+    requests.finish(request["id"])
 
 
 def drain_inbox(writer: Writer) -> RunSummary:
@@ -132,45 +156,22 @@ def _drain_kind(writer: Writer, kind: str) -> RunSummary:
     rows = writer.state.inbox_after(kind, cursor["last_id"], INBOX_BATCH)
     if not rows:
         return summary
-    run_id = writer.state.start_run(kind, "drain")
-    try:
+    stopping.check()
+    with writer.state.run(kind, "drain") as run:
         while rows:
             batch = inbox.to_batch(rows)
             result = writer.commit(kind, batch, cursor_source=cursor_source)
             summary.add(result)
-            writer.state.add_to_run(run_id, result.records, result.inserted, result.duplicates, result.quarantined)
+            run.add(result)
             if len(rows) < INBOX_BATCH:
                 break       # caught up: what arrives meanwhile waits for the next drain, in one larger batch
+            stopping.check()
             rows = writer.state.inbox_after(kind, batch.cursor["last_id"], INBOX_BATCH)
         writer.state.prune_inbox(kind, batch.cursor["last_id"], keep_days=inbox.keep_days)
         if inbox.cube_after_drain:      # beacon: its scheduled rollup job updates the cube instead
             cube.update(writer.con, writer.cfg)
-    except BaseException as exc:
-        writer.state.finish_run(run_id, error=one_line(exc))
-        raise
-    writer.state.finish_run(run_id)
     log.info(summary.line())
     return summary
-
-
-
-def run_backfill_requests(writer: Writer, requests: BackfillRequests) -> None:
-    """Run the oldest backfill the dashboard queued (one per call, so other jobs keep their turn), recording
-    its progress and outcome on the request."""
-    request = requests.claim_next()
-    if request is None:
-        return
-    def progress(summary: RunSummary, batch) -> None:
-        done, total = batch.progress or (None, None)
-        requests.progress(request["id"], summary.batches, summary.records, summary.inserted, done, total, batch.label)
-    try:
-        writer.cfg.source(request["source"])
-        run_source(writer, request["source"], start=date.fromisoformat(request["start_day"]),
-                   end=date.fromisoformat(request["end_day"]), on_batch=progress)
-    except Exception as exc:
-        requests.finish(request["id"], error=one_line(exc))
-        raise
-    requests.finish(request["id"])
 
 
 # -- the scheduler loop ------------------------------------------------------------------------------
@@ -182,45 +183,105 @@ def yield_cpu_to_servers() -> None:
         log.warning("could not lower the scheduler's CPU priority: %s", exc)
 
 
-def _on_schedule(spec: str) -> schedule.Job:
+def _on_schedule(jobs: schedule.Scheduler, spec: str) -> schedule.Job:
     match = SCHEDULE_PATTERN.match(spec)
     if match.group(1):
-        every = schedule.every(int(match.group(1)))
+        every = jobs.every(int(match.group(1)))
         return every.minutes if match.group(2).startswith("minute") else every.hours
-    return schedule.every().day.at(f"{match.group(3)}:{match.group(4)}")
+    return jobs.every().day.at(f"{match.group(3)}:{match.group(4)}")
+
+
+def interval_seconds(spec: str) -> int:
+    """The time between two runs of a schedule (a day for `daily at HH:MM`)."""
+    match = SCHEDULE_PATTERN.match(spec)
+    if not match.group(1):
+        return 86400
+    return int(match.group(1)) * (60 if match.group(2).startswith("minute") else 3600)
+
+
+def retry_delay(failures: int, interval: float) -> float:
+    """Seconds before retrying a source that failed `failures` times in a row: 30 s, 1 min, 2 min, 4 min ...,
+    capped at the source's own interval."""
+    return min(interval, FIRST_RETRY_SECONDS * 2 ** min(max(failures - 1, 0), 20))
+
+
+class SourceJob:
+    """One source's runs: on its schedule, and after a failed run again with back-off (`retry_delay`) until
+    one succeeds. The retry time is kept in the state database for `status` and the API's `/health`."""
+
+    def __init__(self, writer: Writer, name: str, interval: float):
+        self.writer, self.name, self.interval = writer, name, interval
+        self.retry_at: float | None = None       # monotonic clock
+
+    def run(self) -> None:
+        self.retry_at = None
+        try:
+            summary = run_source(self.writer, self.name)
+        except Exception as exc:     # one source failing must not stop the others (a stop request is no Exception)
+            if stopping.requested():  # e.g. a simulator stopped along with us: not the source's failure
+                raise stopping.Interrupted() from exc
+            failures = self.writer.state.source_status().get(self.name, {}).get("consecutive_failures", 1)
+            delay = retry_delay(failures, self.interval)
+            self.retry_at = time.monotonic() + delay
+            at = datetime.now(timezone.utc) + timedelta(seconds=delay)
+            self.writer.state.set_retry(self.name, at)
+            log.error("%s failed: %s; retrying at %s", self.name, one_line(exc), at.astimezone().strftime("%H:%M:%S"))
+        else:
+            log.info(summary.line())
+
+    def retry_if_due(self) -> None:
+        if self.retry_at is not None and time.monotonic() >= self.retry_at:
+            self.run()
 
 
 def _guarded(what: str, job):
     def run():
         try:
             job()
-        except Exception as exc:   # one source failing must not stop the others
+        except Exception as exc:   # one job failing must not stop the others
+            if stopping.requested():
+                raise stopping.Interrupted() from exc
             log.error("%s failed: %s", what, one_line(exc))
     return run
 
 
+def stop_on_signals() -> None:
+    """SIGTERM (`make run` stopping, service managers) and SIGINT (Ctrl-C) ask for a stop between batches."""
+    def handler(signum, _frame):
+        if not stopping.requested():
+            log.info("%s received: stopping after the current batch", signal.Signals(signum).name)
+        stopping.request_stop()
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
 def run_forever(cfg: Config) -> None:
     yield_cpu_to_servers()
+    stop_on_signals()
     writer = Writer(cfg)
-    stopping = []
-    signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
-    for name, settings in cfg.enabled_sources().items():
-        job = _guarded(f"{collectors.SOURCES[name].scheduled} {name}", lambda name=name: run_source(writer, name))
-        _on_schedule(settings.schedule).do(job)
-        log.info("scheduled %s %s", name, settings.schedule)
-    schedule.every(INBOX_DRAIN_SECONDS).seconds.do(_guarded("inbox drain", lambda: drain_inbox(writer)))
-    schedule.every(1).hours.do(_guarded("lake compaction", lambda: maintenance.compact(writer.con)))
-    requests = BackfillRequests(writer.state)
-    requests.requeue_interrupted()
-    schedule.every(BACKFILL_POLL_SECONDS).seconds.do(
-        _guarded("backfill request", lambda: run_backfill_requests(writer, requests)))
-    schedule.run_all()   # catch up at start: each source resumes from its cursor
-    log.info("scheduler running; Ctrl-C to stop")
     try:
-        while not stopping:
-            schedule.run_pending()
-            time.sleep(0.5)
-    except KeyboardInterrupt:
+        if leftover := writer.state.interrupt_leftover_runs():
+            log.info("%d run(s) left running by a stopped process marked interrupted", leftover)
+        jobs = schedule.Scheduler()
+        sources = []
+        for name, settings in cfg.enabled_sources().items():
+            sources.append(SourceJob(writer, name, interval_seconds(settings.schedule)))
+            _on_schedule(jobs, settings.schedule).do(sources[-1].run)
+            log.info("scheduled %s %s", name, settings.schedule)
+        jobs.every(INBOX_DRAIN_SECONDS).seconds.do(_guarded("inbox drain", lambda: drain_inbox(writer)))
+        jobs.every(1).hours.do(_guarded("lake compaction", lambda: maintenance.compact(writer.con)))
+        requests = BackfillRequests(writer.state)      # queued from the dashboard's Sources page
+        requests.requeue_interrupted()
+        jobs.every(BACKFILL_POLL_SECONDS).seconds.do(
+            _guarded("backfill request", lambda: run_backfill_requests(writer, requests)))
+        log.info("scheduler running; Ctrl-C to stop")
+        jobs.run_all()   # catch up at start: each source resumes from its cursor
+        while True:
+            jobs.run_pending()
+            for source in sources:
+                source.retry_if_due()
+            stopping.sleep(0.5)
+    except stopping.Interrupted:
         pass
     finally:
         writer.close()
@@ -228,18 +289,8 @@ def run_forever(cfg: Config) -> None:
 
 
 def status(cfg: Config) -> dict:
-    from warehouse.state import State
-    from warehouse import lake
-    state = State(cfg)
-    runs = state.source_status()
-    cursors = {}
-    try:
-        con = lake.connect(cfg, read_only=True)
-        cursors = {source: json.loads(cursor) for source, cursor in
-                   con.execute("SELECT source, cursor FROM lake.cursors").fetchall()}
-        con.close()
-    except lake.WarehouseError:
-        pass
+    runs = State(cfg).source_status()
+    cursors = saved_cursors(cfg)
     sources = {}
     for name in collectors.SOURCES:
         section = cfg.sources.get(name)
@@ -252,9 +303,29 @@ def status(cfg: Config) -> dict:
             "last_run_at": last.get("finished_at"), "last_status": last.get("status"),
             "last_error": last.get("error"), "last_success_at": info.get("last_success_at"),
             "consecutive_failures": info.get("consecutive_failures", 0),
+            "next_retry_at": info.get("next_retry_at"),
             "cursor": cursors.get(name),
         }
     return {"warehouse": str(cfg.warehouse_dir), "timezone": cfg.warehouse.timezone, "sources": sources}
+
+
+def status_lines(report: dict) -> list[str]:
+    """`status` for a person: one line per source, and its cursor (compact, cut short) below it."""
+    lines = []
+    for name, info in report["sources"].items():
+        line = (f"{name:16} {'on ' if info['enabled'] else 'off'} {info['schedule']:18} "
+                f"last: {info['last_status'] or 'never run'} {info['last_run_at'] or ''}".rstrip())
+        if info["consecutive_failures"]:
+            line += f", {info['consecutive_failures']} failures in a row"
+        if info["next_retry_at"]:
+            line += f", retrying at {datetime.fromisoformat(info['next_retry_at']).astimezone():%H:%M:%S}"
+        if info["last_error"]:
+            line += f" ({info['last_error']})"
+        lines.append(line)
+        if info["cursor"] is not None:
+            cursor = json.dumps(info["cursor"], separators=(",", ":"), default=str)
+            lines.append(f"{'':17}cursor {cursor if len(cursor) <= CURSOR_WIDTH else cursor[:CURSOR_WIDTH - 1] + '…'}")
+    return lines
 
 
 def _date(text: str) -> date:
@@ -288,23 +359,20 @@ def main(argv: list[str] | None = None) -> int:
             cfg.source(args.source)
             if args.command == "backfill" and args.end and args.end < args.start:
                 raise ConfigError(f"--to {args.end} is before --from {args.start}")
+            signal.signal(signal.SIGTERM, lambda *_: stopping.request_stop())     # Ctrl-C stays immediate
             writer = Writer(cfg)
-            summary = run_source(writer, args.source, start=getattr(args, "start", None),
-                                 end=getattr(args, "end", None), show_progress=sys.stderr.isatty())
-            writer.close()
+            try:
+                summary = run_source(writer, args.source, start=getattr(args, "start", None),
+                                     end=getattr(args, "end", None), show_progress=sys.stderr.isatty())
+            finally:
+                writer.close()
             print(summary.line())
         elif args.command == "status":
             report = status(cfg)
-            if args.json:
-                print(json.dumps(report, indent=2, default=str))
-            else:
-                for name, info in report["sources"].items():
-                    state = info["last_status"] or "never run"
-                    failures = f", {info['consecutive_failures']} failures in a row" if info["consecutive_failures"] else ""
-                    print(f"{name:16} {'on ' if info['enabled'] else 'off'} {info['schedule']:18} last: {state}"
-                          f" {info['last_run_at'] or ''}{failures}" + (f" ({info['last_error']})" if info["last_error"] else ""))
+            print(json.dumps(report, indent=2, default=str) if args.json else "\n".join(status_lines(report)))
         return 0
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, stopping.Interrupted):
+        print("interrupted", file=sys.stderr)
         return 130
     except Exception as exc:
         print(f"error: {one_line(exc)}", file=sys.stderr)

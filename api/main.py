@@ -68,7 +68,8 @@ def health(svc: Services = Depends(services)):
     failing = sorted(name for name, info in sources.items() if info["consecutive_failures"])
     return {"status": "ok", "timezone": svc.cfg.warehouse.timezone, "failing_sources": failing,
             "sources": {name: {"last_success_at": info["last_success_at"],
-                               "consecutive_failures": info["consecutive_failures"]}
+                               "consecutive_failures": info["consecutive_failures"],
+                               "next_retry_at": info["next_retry_at"]}
                         for name, info in sources.items()}}
 
 

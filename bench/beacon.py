@@ -33,7 +33,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import sqlite3
 import statistics
 import subprocess
@@ -46,6 +45,9 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 OUT = BENCH / "out"
+sys.path.insert(0, str(ROOT))
+from simulators.ports import free_port, wait_for_port  # noqa: E402
+
 PYTHON = sys.executable
 WRK = shutil.which("wrk") or "/usr/bin/wrk"
 USER_AGENT = ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 "
@@ -81,22 +83,6 @@ async def floor(scope, receive, send):      # no framework at all: uvicorn's own
 
 
 # -- servers ------------------------------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for_port(port: int, seconds: float = 60) -> None:
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    raise SystemExit(f"nothing listens on port {port} after {seconds:.0f} s")
-
-
 @dataclass
 class Server:
     name: str

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,8 @@ from generate_s3_logs import generate
 
 BENCH = Path(__file__).resolve().parent
 OUT = BENCH / "out"
+sys.path.insert(0, str(BENCH.parent))
+from simulators.ports import free_port, wait_for_port  # noqa: E402
 PYTHON = sys.executable
 
 
@@ -68,12 +69,6 @@ def dataset(lines: int, seed: int = 42, object_megabytes: float = 4.0, need_file
     return Dataset(summary["lines"], folder / "all.log", folder / "objects", summary["bytes"] / 1e6)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class MotoServer:
     """`moto_server` on a free loopback port for the duration of a `with` block."""
 
@@ -85,14 +80,12 @@ class MotoServer:
     def __enter__(self) -> MotoServer:
         self.process = subprocess.Popen([str(Path(PYTHON).parent / "moto_server"), "-H", "127.0.0.1", "-p",
                                          str(self.port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.time() + 30
-        while time.time() < deadline:
-            with socket.socket() as probe:
-                if probe.connect_ex(("127.0.0.1", self.port)) == 0:
-                    return self
-            time.sleep(0.1)
-        self.__exit__()
-        raise SystemExit(f"moto_server did not start on port {self.port}")
+        try:
+            wait_for_port(self.port, "moto_server", seconds=30)
+        except RuntimeError as exc:
+            self.__exit__()
+            raise SystemExit(str(exc)) from None
+        return self
 
     def __exit__(self, *_exc) -> None:
         if self.process:

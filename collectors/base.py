@@ -82,6 +82,7 @@ class Source:
     # What the source's `schedule` runs: a collection, or (a source with nothing to poll) a rollup update.
     scheduled: str = COLLECT
     demo: Demo = Demo()
+    progress_unit: str = "windows"      # what a batch's `progress` counts: time windows, "objects", "repos"
 
 
 class SourceError(Exception):

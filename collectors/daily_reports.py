@@ -1,5 +1,5 @@
 """What the daily report sources (linkedin, meltwater, seo) share: which days to ask for, the API's clock,
-the time a daily value is stamped with, and defensive reading of JSON fields.
+and the time a daily value is stamped with (JSON fields are read with `collectors.fields`).
 
 The cursor of such a source is the last day it has asked for. A run asks again for the `late_days` days up
 to that one (report APIs fill recent days in late; the cube keeps the latest fetch), then for every day
@@ -13,11 +13,9 @@ tests without touching the collector's code.
 from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta, timezone
-from typing import Any
 
 import requests
 
-from collectors.base import Malformed
 from collectors.http import http_date
 
 UTC = timezone.utc
@@ -63,30 +61,3 @@ def parse_day(value: object) -> date | None:
         return date.fromisoformat(value) if isinstance(value, str) else None
     except ValueError:
         return None
-
-
-# -- defensive field access ---------------------------------------------------------------------------------
-MAX_BIGINT = 2**63 - 1
-
-
-
-def field(obj: Any, *path: str) -> Any:
-    """obj[path[0]][path[1]]...; `Malformed` naming the first missing step."""
-    value = obj
-    for depth, key in enumerate(path):
-        if not isinstance(value, dict):
-            raise Malformed(f"{'.'.join(path[:depth])} is not an object" if depth else "not a JSON object")
-        value = value.get(key)
-        if value is None:
-            raise Malformed(f"{'.'.join(path[:depth + 1])} is missing")
-    return value
-
-
-def count(obj: Any, *path: str) -> int:
-    """A non-negative integer field (JSON numbers only: a count sent as text is a format change)."""
-    value = field(obj, *path)
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_BIGINT:
-        raise Malformed(f"{'.'.join(path)} is not a count: {value!r:.80}")
-    return value
-
-

@@ -37,7 +37,7 @@ from urllib.parse import urlsplit
 import requests
 
 from pydantic import field_validator
-from collectors import http
+from collectors import fields, http
 from collectors.base import Batch, Context, Demo, Inbox, Malformed, Rejected, Source, SourceError, quarantine_text
 from config import SourceConfig
 from warehouse.catalog import COUNTER, FROM_EARLIEST, GAUGE, Metric, RawTable
@@ -55,7 +55,6 @@ STAR_HEADERS = {"Accept": "application/vnd.github.star+json"}     # the media ty
 RELEASE_RELIST = timedelta(days=30)
 EARLIEST = datetime(2007, 10, 1, tzinfo=UTC)     # before GitHub existed: the time is corrupt
 FUTURE_SLACK = timedelta(days=1)
-MAX_BIGINT = 2**63 - 1
 KNOWN_EVENTS = ("star", "watch", "fork", "pull_request", "release")
 
 
@@ -75,37 +74,8 @@ class GithubConfig(SourceConfig):
         return value
 
 
-
-# -- defensive field access ---------------------------------------------------------------------------------
-def _field(obj: Any, *path: str, required: bool = True) -> Any:
-    value = obj
-    for depth, key in enumerate(path):
-        if not isinstance(value, dict):
-            raise Malformed(f"{'.'.join(path[:depth])} is not an object" if depth else "not a JSON object")
-        value = value.get(key)
-        if value is None:
-            if required:
-                raise Malformed(f"{'.'.join(path[:depth + 1])} is missing")
-            return None
-    return value
-
-
-def _text(obj: Any, *path: str, required: bool = True) -> str | None:
-    value = _field(obj, *path, required=required)
-    if value is not None and (not isinstance(value, str) or not value.strip()):
-        raise Malformed(f"{'.'.join(path)} is not a non-empty string: {value!r:.80}")
-    return value
-
-
-def _count(obj: Any, *path: str, required: bool = True) -> int | None:
-    value = _field(obj, *path, required=required)
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_BIGINT):
-        raise Malformed(f"{'.'.join(path)} is not a count: {value!r:.80}")
-    return value
-
-
 def _time(obj: Any, *path: str, required: bool = True) -> datetime | None:
-    value = _field(obj, *path, required=required)
+    value = fields.field(obj, *path, required=required)
     return None if value is None else parse_time(value, ".".join(path))
 
 
@@ -153,8 +123,8 @@ def delivery_record(row: sqlite3.Row) -> dict[str, Any]:
         raise Malformed("the stored headers are not JSON") from None
     if not isinstance(headers, dict):
         raise Malformed("the stored headers are not an object")
-    event = _text(headers, "x-github-event")
-    delivery_id = row["dedupe_key"] or _text(headers, "x-github-delivery")
+    event = fields.text(headers, "x-github-event")
+    delivery_id = row["dedupe_key"] or fields.text(headers, "x-github-delivery")
     try:
         received_at = datetime.fromisoformat(row["received_at"]).astimezone(UTC)
     except (TypeError, ValueError):
@@ -167,30 +137,30 @@ def delivery_record(row: sqlite3.Row) -> dict[str, Any]:
     payload = parse_json(text)
     if not isinstance(payload, dict):
         raise Malformed("the payload is not a JSON object")
-    return {"delivery_id": delivery_id, "event": event, "sender": _text(payload, "sender", "login", required=False),
+    return {"delivery_id": delivery_id, "event": event, "sender": fields.text(payload, "sender", "login", required=False),
             "watchers": None,     # GitHub's watchers_count equals the star count; real watchers come from polling
             "payload": text, **_event_fields(event, payload, received_at)}
 
 
 def _event_fields(event: str, payload: dict, received_at: datetime) -> dict[str, Any]:
     known = event in KNOWN_EVENTS
-    action = _text(payload, "action", required=known and event != "fork")     # fork deliveries have no action
-    fields = {"ts": received_at, "action": action, "item_id": None,
-              "repo": _text(payload, "repository", "full_name", required=known),
-              "stars": _count(payload, "repository", "stargazers_count", required=event in ("star", "watch")),
-              "forks": _count(payload, "repository", "forks_count", required=event == "fork")}
+    action = fields.text(payload, "action", required=known and event != "fork")     # fork deliveries have no action
+    row = {"ts": received_at, "action": action, "item_id": None,
+           "repo": fields.text(payload, "repository", "full_name", required=known),
+           "stars": fields.count(payload, "repository", "stargazers_count", required=event in ("star", "watch")),
+           "forks": fields.count(payload, "repository", "forks_count", required=event == "fork")}
     if event == "star" and action == "created":
-        fields["ts"] = _time(payload, "starred_at")
+        row["ts"] = _time(payload, "starred_at")
     elif event == "fork":
-        fields["ts"] = _time(payload, "forkee", "created_at")
+        row["ts"] = _time(payload, "forkee", "created_at")
     elif event == "pull_request":
-        fields["item_id"] = _count(payload, "pull_request", "number")
-        fields["ts"] = _time(payload, "pull_request", "created_at")
+        row["item_id"] = fields.count(payload, "pull_request", "number")
+        row["ts"] = _time(payload, "pull_request", "created_at")
     elif event == "release":
-        fields["item_id"] = _count(payload, "release", "id")
+        row["item_id"] = fields.count(payload, "release", "id")
         # Drafts (action "created") have no publication time yet.
-        fields["ts"] = _time(payload, "release", "published_at", required=action == "published") or received_at
-    return fields
+        row["ts"] = _time(payload, "release", "published_at", required=action == "published") or received_at
+    return row
 
 
 def parse_json(text: str) -> Any:
@@ -224,32 +194,32 @@ def _body_text(body: Any) -> str:
 
 # -- REST items -> raw rows ---------------------------------------------------------------------------------
 def snapshot_row(repo_object: Any, taken_at: datetime) -> dict[str, Any]:
-    return {"ts": taken_at, "repo": _text(repo_object, "full_name"),
-            "stars": _count(repo_object, "stargazers_count"), "forks": _count(repo_object, "forks_count"),
+    return {"ts": taken_at, "repo": fields.text(repo_object, "full_name"),
+            "stars": fields.count(repo_object, "stargazers_count"), "forks": fields.count(repo_object, "forks_count"),
             # subscribers_count is the real watcher count (watchers_count is the star count, for history).
-            "watchers": _count(repo_object, "subscribers_count", required=False),
-            "open_issues": _count(repo_object, "open_issues_count", required=False)}
+            "watchers": fields.count(repo_object, "subscribers_count", required=False),
+            "open_issues": fields.count(repo_object, "open_issues_count", required=False)}
 
 
 def stargazer_row(item: Any, repo: str) -> dict[str, Any]:
     if isinstance(item, dict) and "starred_at" not in item and "login" in item:
         raise Malformed("no starred_at: the answer ignored the application/vnd.github.star+json media type")
-    return {"ts": _time(item, "starred_at"), "repo": repo, "login": _text(item, "user", "login")}
+    return {"ts": _time(item, "starred_at"), "repo": repo, "login": fields.text(item, "user", "login")}
 
 
 def pull_row(item: Any, repo: str) -> dict[str, Any]:
-    return {"ts": _time(item, "created_at"), "repo": repo, "number": _count(item, "number")}
+    return {"ts": _time(item, "created_at"), "repo": repo, "number": fields.count(item, "number")}
 
 
 def release_row(item: Any, repo: str) -> dict[str, Any] | None:
     """None for a draft: it has no publication yet, and counts when it is published."""
-    draft = _field(item, "draft", required=False)
+    draft = fields.field(item, "draft", required=False)
     if draft is not None and not isinstance(draft, bool):
         raise Malformed(f"draft is not true/false: {draft!r:.80}")
     if draft:
         return None
-    return {"ts": _time(item, "published_at"), "repo": repo, "release_id": _count(item, "id"),
-            "tag": _text(item, "tag_name")}
+    return {"ts": _time(item, "published_at"), "repo": repo, "release_id": fields.count(item, "id"),
+            "tag": fields.text(item, "tag_name")}
 
 
 # -- the REST poller ----------------------------------------------------------------------------------------
@@ -522,5 +492,6 @@ SOURCE = Source(
     ),
     recompute=FROM_EARLIEST,     # stars between webhooks are reconstructed from the cumulative stargazer history
     inbox=Inbox(deliveries_batch, keep_days=30),      # kept a month to dedupe GitHub's redeliveries
+    progress_unit="repos",
     demo=Demo("github", secrets={"GITHUB_WEBHOOK_SECRET": "demo-webhook-secret"}),
 )

@@ -30,7 +30,8 @@ import requests
 from pydantic import Field, field_validator
 from collectors import http
 from collectors.base import Batch, Context, Demo, Malformed, Rejected, Source, SourceError, quarantine_text
-from collectors.daily_reports import chunks, count, days_to_ask, field, parse_day, server_now, stamp
+from collectors.daily_reports import chunks, days_to_ask, parse_day, server_now, stamp
+from collectors.fields import count, field
 from config import SourceConfig
 from warehouse.catalog import COUNTER, Metric, observation_table
 from warehouse.metrics import observation_sql

@@ -165,6 +165,9 @@ class S3AccessLogs:
             size += obj["Size"]
         if chunk:
             chunks.append(chunk)
+        skipped = len(listed) - len(todo)
+        if skipped and not chunks:       # nothing new: say so all the same ("N objects already read, skipped")
+            yield Batch(records={}, skipped=skipped, label="already read")
         parser = LogParser(ctx.staging)
         done = 0
         for chunk, parsed in self._parse_chunks(client, settings.bucket, chunks, parser):
@@ -178,7 +181,8 @@ class S3AccessLogs:
                 last_key = cursor["last_key"]
             yield Batch(records={"raw_s3_access_logs": parsed.staged, "s3_objects_read": ledger},
                         cursor=cursor, rejected=parsed.rejected, progress=(done, len(todo)),
-                        label=f"{chunk[0]['Key']} .. {chunk[-1]['Key']}")
+                        label=f"{chunk[0]['Key']} .. {chunk[-1]['Key']}", skipped=skipped)
+            skipped = 0
 
     @staticmethod
     def _parse_chunks(client, bucket: str, chunks: list[list[dict]], parser: LogParser):
@@ -242,6 +246,7 @@ SOURCE = Source(
                "Product downloads from S3 access logs (200s, plus one per 206 range-request group an hour)",
                sql=downloads_sql),
     ),
+    progress_unit="objects",
     demo=Demo("s3_access_logs", needs=("moto",),
               secrets={"DEMO_AWS_ACCESS_KEY_ID": "demo", "DEMO_AWS_SECRET_ACCESS_KEY": "demo"}),
 )

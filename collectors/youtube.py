@@ -31,21 +31,20 @@ import re
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from pydantic import Field, field_validator
 from collectors.base import Batch, Context, Demo, Malformed, Rejected, Source, SourceError, quarantine_text
+from collectors.daily_reports import chunks, parse_day, stamp
 from collectors.youtube_api import REPORT_METRICS, YouTubeApi
 from config import SourceConfig
 from warehouse.catalog import ALL_HOURS, COUNTER, GAUGE, Metric, RawTable, observation_table
 from warehouse.metrics import observation_sql, youtube_subscribers_sql
 
 log = logging.getLogger("caskalytics.collectors.youtube")
-UTC = timezone.utc
 PACIFIC = ZoneInfo("America/Los_Angeles")       # YouTube Analytics days are Pacific-time days
-NOON = time(12, tzinfo=UTC)                      # daily values are stamped 12:00 UTC of their date
 METRIC_NAMES = {"views": "youtube.views", "subscribersGained": "youtube.subscribers_gained",
                 "subscribersLost": "youtube.subscribers_lost"}
 MAX_COUNT = 2**53                                # stored as DOUBLE: exact up to here
@@ -89,10 +88,6 @@ def _count(value: Any, name: str) -> int:
 def _days(first: date, last: date) -> Iterator[date]:
     for n in range((last - first).days + 1):
         yield first + timedelta(days=n)
-
-
-def _stamp(day: date) -> datetime:
-    return datetime.combine(day, NOON)
 
 
 # -- answers -> rows ----------------------------------------------------------------------------------------
@@ -168,7 +163,7 @@ def _day_of(row: Any, names: list) -> date | None:
 
 
 def observations(day: date, values: dict[str, int], fetched_at: datetime) -> list[dict[str, Any]]:
-    return [{"ts": _stamp(day), "metric": METRIC_NAMES[metric], "dims": "{}", "value": value,
+    return [{"ts": stamp(day), "metric": METRIC_NAMES[metric], "dims": "{}", "value": value,
              "fetched_at": fetched_at} for metric, value in values.items()]
 
 
@@ -181,7 +176,7 @@ class YouTube:
         snapshot, rejected = self._snapshot(api)
         today = api.server_time.astimezone(PACIFIC).date()
         final_until = today - timedelta(days=settings.late_days + 1)
-        saved = _saved_day(cursor)
+        saved = parse_day((cursor or {}).get("final_through"))
         start = saved + timedelta(days=1) if saved else today - timedelta(days=settings.history_days)
         yield from self._read_days(api, settings, start, today - timedelta(days=1), final_until, saved,
                                    {"raw_youtube_channel": snapshot}, rejected)
@@ -218,8 +213,8 @@ class YouTube:
         unconfirmed_from = start         # the first day not yet known to be reported (or zero)
         unreadable: set[date] = set()
         records, rejected = first_records, first_rejected
-        chunks = list(_chunks(start, end, settings.chunk_days))
-        for index, (first, last) in enumerate(chunks, 1):
+        windows = chunks(start, end, settings.chunk_days)
+        for index, (first, last) in enumerate(windows, 1):
             origin = f"reports.query {api.ids} {first}..{last}"
             body = api.daily_report(first, last)
             fetched_at = api.server_time.replace(microsecond=0)
@@ -242,25 +237,10 @@ class YouTube:
                     newest_final = min(final_until, report.last_day)
                     final_through = max(final_through or newest_final, newest_final)
             yield Batch(records={**records, "raw_youtube": rows}, rejected=rejected + report.rejected,
-                        cursor=_cursor(final_through), progress=(index, len(chunks)), label=f"{first}..{last}")
+                        cursor=_cursor(final_through), progress=(index, len(windows)), label=f"{first}..{last}")
             records, rejected = {}, []
-        if not chunks and (records or rejected):
+        if not windows and (records or rejected):
             yield Batch(records=records, rejected=rejected, cursor=_cursor(final_through), label="snapshot")
-
-
-def _chunks(start: date, end: date, size: int) -> Iterator[tuple[date, date]]:
-    while start <= end:
-        last = min(end, start + timedelta(days=size - 1))
-        yield start, last
-        start = last + timedelta(days=1)
-
-
-def _saved_day(cursor: dict | None) -> date | None:
-    """The cursor's last final day; anything unreadable (an older layout, a hand edit) counts as none."""
-    try:
-        return date.fromisoformat((cursor or {}).get("final_through"))
-    except (TypeError, ValueError):
-        return None
 
 
 def _cursor(final_through: date | None) -> dict | None:

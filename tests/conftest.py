@@ -2,10 +2,8 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -15,6 +13,7 @@ import pytest
 import collectors
 import config as config_module
 import slow_tests
+from simulators.ports import free_port, wait_for_port   # tests import them from here too
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parent / "fixtures"     # recorded payloads; provenance in its README.md
@@ -23,22 +22,6 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"     # recorded payloads;
 @pytest.hookimpl(tryfirst=True)     # before `-m "not slow"` deselects by marker
 def pytest_collection_modifyitems(items):
     slow_tests.mark_slow(items)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for_port(port: int, seconds: float = 30) -> None:
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    raise RuntimeError(f"nothing listening on {port} after {seconds}s")
 
 
 @pytest.fixture(scope="session")

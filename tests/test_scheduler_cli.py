@@ -1,10 +1,17 @@
 """The scheduler CLI as an operator uses it: one-line errors with a non-zero exit, progress, status."""
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import pty
+import re
+import struct
 import subprocess
 import sys
+import termios
+
+import pytest
 
 from conftest import ROOT, make_config
 from tests_support import put_logs
@@ -22,15 +29,55 @@ def test_collect_backfill_and_status(s3_bucket, s3_config):
     collected = cli(s3_config.path, "collect", "s3_access_logs")
     assert collected.returncode == 0, collected.stderr
     assert "2 records, 2 new" in collected.stdout
+    assert "s3_access_logs collect:" not in collected.stderr        # the summary is printed once, on stdout
     again = cli(s3_config.path, "backfill", "s3_access_logs", "--from", "2026-01-01", "--to", "2026-01-31")
     assert again.returncode == 0, again.stderr
-    assert "0 records" in again.stdout      # the ledger knows the January object was read
+    assert "0 records" in again.stdout      # the ledger knows the January object was read ...
+    assert "1 object already read, skipped" in again.stdout   # ... and the backfill says why it read nothing
     status = json.loads(cli(s3_config.path, "status", "--json").stdout)
     s3 = status["sources"]["s3_access_logs"]
-    assert s3["last_status"] == "ok" and s3["consecutive_failures"] == 0
+    assert s3["last_status"] == "ok" and s3["consecutive_failures"] == 0 and s3["next_retry_at"] is None
     assert s3["cursor"] == {"last_key": "logs/2026-02-10-00-05-00-B"}
     text = cli(s3_config.path, "status")
     assert text.returncode == 0 and "s3_access_logs" in text.stdout
+    assert 'cursor {"last_key":"logs/2026-02-10-00-05-00-B"}' in text.stdout
+
+
+@pytest.mark.slow
+def test_backfill_progress_counts_objects_and_log_lines_stay_off_the_bar(s3_bucket, s3_config):
+    client, bucket = s3_bucket
+    for n in range(3):
+        put_logs(client, bucket, f"logs/2026-01-1{n}-00-05-00-A", [(f"1{n}/Jan/2026:10:00:00", f"P{n}", "6.9.0", 200)])
+    controller, terminal = pty.openpty()        # stderr a terminal, as for a person at a shell: the bar shows
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 200, 0, 0))     # 200 columns wide
+    process = subprocess.Popen([sys.executable, "scheduler.py", "backfill", "s3_access_logs", "--from", "2026-01-01",
+                                "--to", "2026-01-31"],
+                               cwd=ROOT, stdout=subprocess.PIPE, stderr=terminal, text=True,
+                               env={**os.environ, "CASKALYTICS_CONFIG": str(s3_config.path)})
+    os.close(terminal)
+    shown = b""
+    try:
+        while True:
+            try:
+                chunk = os.read(controller, 65536)
+            except OSError:          # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            shown += chunk
+        stdout = process.communicate(timeout=120)[0]
+    finally:
+        os.close(controller)
+        if process.poll() is None:
+            process.kill()
+    screen = shown.decode(errors="replace")
+    assert process.returncode == 0, screen
+    assert re.search(r"3/3 \[.*objects/s", screen), screen                 # the bar counts objects
+    committed = [line for line in screen.splitlines() if "batch 1 committed" in line]
+    assert committed, screen
+    for line in committed:   # what the terminal shows after the last carriage return starts with the log time
+        assert re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", line.split("\r")[-1]), repr(line)
+    assert stdout.count("s3_access_logs backfill: 1 batches, 3 records") == 1 and "3 records, 3 new, 0 already" not in screen
 
 
 def test_failures_are_one_line_with_non_zero_exit(tmp_path, s3_config):

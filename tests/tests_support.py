@@ -17,3 +17,19 @@ def put_logs(client, bucket: str, key: str, records: list[tuple[str, str, str, i
     body = "".join(log_line(when, rid, key=f"cdap-sdk/{version}/cdap-sdk-{version}.zip", status=status)
                    for when, rid, version, status in records)
     client.put_object(Bucket=bucket, Key=key, Body=body.encode())
+
+
+def record_run(state, source: str, kind: str = "collect", error: str | None = None, records: int = 0) -> None:
+    """One run in the state database's run log, through `State.run` as the scheduler records it: ok, or failed
+    with `error` ("Kind: message", the one line the scheduler logs)."""
+    from types import SimpleNamespace
+    kind_name, _, message = (error or "").partition(": ")
+    failure = type(kind_name or "Failure", (Exception,), {})
+    try:
+        with state.run(source, kind) as run:
+            if records:
+                run.add(SimpleNamespace(records=records, inserted=records, duplicates=0, quarantined=0))
+            if error:
+                raise failure(message)
+    except failure:
+        pass

@@ -42,3 +42,4 @@ class Batch:
     rejected: list[Rejected] = field(default_factory=list)
     progress: tuple[int, int] | None = None                # (done, total) in the collector's own unit
     label: str = ""                                        # what this chunk covered, for the progress line
+    skipped: int = 0          # items found already read and not read again (in the source's progress unit)

@@ -84,17 +84,10 @@ class BeaconState:
 
     def salt(self, day: str) -> bytes:
         """The salt of UTC day `day` (YYYY-MM-DD), made if missing; every other day's salt is deleted."""
-        with self.state.connection() as con:
-            con.execute("BEGIN IMMEDIATE")
-            try:
-                con.execute("INSERT OR IGNORE INTO beacon_salts (day, salt) VALUES (?, ?)", [day, os.urandom(32)])
-                con.execute("DELETE FROM beacon_salts WHERE day != ?", [day])
-                salt = con.execute("SELECT salt FROM beacon_salts WHERE day = ?", [day]).fetchone()[0]
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
-        return bytes(salt)
+        with self.state.transaction() as con:
+            con.execute("INSERT OR IGNORE INTO beacon_salts (day, salt) VALUES (?, ?)", [day, os.urandom(32)])
+            con.execute("DELETE FROM beacon_salts WHERE day != ?", [day])
+            return bytes(con.execute("SELECT salt FROM beacon_salts WHERE day = ?", [day]).fetchone()[0])
 
     def salt_days(self) -> list[str]:
         with self.state.connection() as con:
@@ -104,16 +97,10 @@ class BeaconState:
         """Add {(day, reason): hits} to the counters, in one transaction."""
         if not counts:
             return
-        with self.state.connection() as con:
-            con.execute("BEGIN IMMEDIATE")
-            try:
-                con.executemany("INSERT INTO beacon_dropped (day, reason, hits) VALUES (?, ?, ?) "
-                                "ON CONFLICT (day, reason) DO UPDATE SET hits = hits + excluded.hits",
-                                [(day, reason, n) for (day, reason), n in counts.items()])
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
+        with self.state.transaction() as con:
+            con.executemany("INSERT INTO beacon_dropped (day, reason, hits) VALUES (?, ?, ?) "
+                            "ON CONFLICT (day, reason) DO UPDATE SET hits = hits + excluded.hits",
+                            [(day, reason, n) for (day, reason), n in counts.items()])
 
     def dropped(self, since: str | None = None) -> list[dict]:
         """[{day, reason, hits}] oldest day first, from UTC day `since` on (default: all)."""

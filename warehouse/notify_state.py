@@ -21,8 +21,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Literal
@@ -134,7 +133,7 @@ class NotifyState:
     # -- outbox ------------------------------------------------------------------------------------------
     def enqueue(self, message: NewMessage, now: datetime) -> Literal["queued", "duplicate", "unsubscribed"]:
         """Add a message unless its key is known or its recipient opted out of its topic, atomically."""
-        with self._transaction() as con:
+        with self.state.transaction() as con:
             if con.execute("SELECT 1 FROM outbox WHERE idempotency_key = ?", [message.key]).fetchone():
                 return "duplicate"
             if self._opted_out(con, message.recipient, message.channel, message.topic):
@@ -151,7 +150,7 @@ class NotifyState:
 
     def claim_next(self, now: datetime, lease_until: datetime) -> Claim | None:
         """Take the most overdue row for one attempt: `sending`, leased until `lease_until`, attempts + 1."""
-        with self._transaction() as con:
+        with self.state.transaction() as con:
             row = con.execute(
                 "SELECT * FROM outbox WHERE status IN (?, ?, ?) AND next_attempt_at <= ? ORDER BY next_attempt_at, id "
                 "LIMIT 1", [*DUE_STATUSES, iso(now)]).fetchone()
@@ -253,7 +252,7 @@ class NotifyState:
                          now: datetime, event: tuple[str, str | None, float | None, str] | None = None) -> None:
         """Store a rule's state, and with `event` = (fired|recovered, bucket_start, value, message) log it, in
         one transaction (a crash cannot leave a firing without its event)."""
-        with self._transaction() as con:
+        with self.state.transaction() as con:
             kind = event[0] if event else None
             con.execute(
                 "INSERT INTO alert_state (rule, firing, consecutive, last_bucket, last_fired_at, last_recovered_at,"
@@ -286,16 +285,3 @@ class NotifyState:
     def _opted_out(con: sqlite3.Connection, address: str, channel: str, topic: str) -> bool:
         return con.execute("SELECT 1 FROM subscriptions WHERE address = ? AND channel = ? AND topic = ? "
                            "AND unsubscribed_at IS NOT NULL", [address, channel, topic]).fetchone() is not None
-
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """BEGIN IMMEDIATE ... COMMIT: the write lock from the start, so a claim's SELECT and UPDATE cannot
-        interleave with another sender's."""
-        with self.state.connection() as con:
-            con.execute("BEGIN IMMEDIATE")
-            try:
-                yield con
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
-            con.execute("COMMIT")

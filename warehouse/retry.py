@@ -12,6 +12,8 @@ from collections.abc import Callable
 from datetime import timezone
 from typing import TypeVar
 
+from warehouse import stopping
+
 log = logging.getLogger("caskalytics.retry")
 T = TypeVar("T")
 
@@ -42,8 +44,9 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
 
 def retry(action: Callable[[], T], *, attempts: int = 5, base_delay: float = 0.5, max_delay: float = 60.0,
           retry_on: tuple[type[BaseException], ...] = (Retryable,), what: str = "call",
-          sleep: Callable[[float], None] = time.sleep) -> T:
-    """Run `action`, retrying on `retry_on` up to `attempts` times; the last failure is raised."""
+          sleep: Callable[[float], None] = stopping.sleep) -> T:
+    """Run `action`, retrying on `retry_on` up to `attempts` times; the last failure is raised. The default
+    `sleep` ends the wait early with `stopping.Interrupted` when the process is asked to stop."""
     for attempt in range(1, attempts + 1):
         try:
             return action()

@@ -6,10 +6,12 @@ attach it read-only.
 """
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
+from typing import Any
 
-from config import Config, ConfigError
+from config import Config
 from warehouse import ingest, lake, schema
 from warehouse.batch import Batch
 from warehouse.ingest import BatchResult, Lookup
@@ -27,6 +29,8 @@ class RunSummary:
     inserted: int = 0
     duplicates: int = 0
     quarantined: int = 0
+    skipped: int = 0             # items the collector found already read and did not read again
+    unit: str = "items"          # what `skipped` counts (the source's progress unit)
 
     def add(self, result: BatchResult) -> None:
         self.batches += 1
@@ -36,12 +40,14 @@ class RunSummary:
         self.quarantined += result.quarantined
 
     def merge(self, other: RunSummary) -> None:
-        for name in ("batches", "records", "inserted", "duplicates", "quarantined"):
+        for name in ("batches", "records", "inserted", "duplicates", "quarantined", "skipped"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
     def line(self) -> str:
         return (f"{self.source} {self.kind}: {self.batches} batches, {self.records} records, {self.inserted} new, "
-                f"{self.duplicates} already stored, {self.quarantined} quarantined")
+                f"{self.duplicates} already stored, {self.quarantined} quarantined"
+                + (f"; {self.skipped} {self.unit.removesuffix('s') if self.skipped == 1 else self.unit} already read, "
+                   "skipped" if self.skipped else ""))
 
 
 class Writer:
@@ -68,7 +74,15 @@ class Writer:
         self.con.close()
 
 
-def one_line(exc: BaseException) -> str:
-    """An exception as the one line the run log, `status` and the CLI show."""
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}" if not isinstance(exc, ConfigError) else text[0]
+def saved_cursors(cfg: Config) -> dict[str, Any]:
+    """Every saved cursor by name (sources, and `<kind>.inbox` for the inbox drains), read through a read-only
+    connection; {} while there is no lake yet."""
+    try:
+        con = lake.connect(cfg, read_only=True)
+        try:
+            rows = con.execute("SELECT source, cursor FROM lake.cursors ORDER BY batch").fetchall()
+        finally:
+            con.close()
+    except lake.WarehouseError:
+        return {}
+    return {source: json.loads(cursor) for source, cursor in rows}

@@ -11,7 +11,6 @@ import itertools
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -21,6 +20,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from websockets.sync.client import connect
+
+from simulators.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -36,12 +37,6 @@ RENDERED_JS = """(charts) => {
   const app = document.querySelector('[data-testid="stApp"]');
   return !!app && !running && !stale && drawn >= charts;
 }"""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _wait_http(url: str, timeout: float, process: subprocess.Popen, what: str) -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import collectors
 from collectors.base import Batch, Rejected
+from tests_support import record_run
 from warehouse import cube
 from warehouse.state import State
 from warehouse.writer import Writer
@@ -84,11 +85,9 @@ def fill(directory: Path):
         writer.close()
     state = State(cfg)
     for source in ("s3_access_logs", "github", "meltwater"):
-        state.finish_run(state.start_run(source, "collect"))
-    state.finish_run(state.start_run("meltwater", "collect"), error="Unavailable: Meltwater GET /v3/analytics/1: HTTP 503")
+        record_run(state, source, "collect")
+    record_run(state, "meltwater", "collect", error="Unavailable: Meltwater GET /v3/analytics/1: HTTP 503")
     for _ in range(2):
-        state.finish_run(state.start_run("twitter", "collect"), error="Unavailable: X GET /2/users/by: HTTP 503")
-    caught_up = state.start_run("twitter", "collect")
-    state.add_to_run(caught_up, 91, 91, 0, 1)
-    state.finish_run(caught_up)
+        record_run(state, "twitter", "collect", error="Unavailable: X GET /2/users/by: HTTP 503")
+    record_run(state, "twitter", "collect", records=91)
     return cfg

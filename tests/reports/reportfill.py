@@ -67,8 +67,8 @@ def build(directory: Path, timezone_name: str = "UTC"):
         writer.commit("twitter", Batch(records={"raw_twitter": twitter}, cursor={"k": 1}))
         writer.commit("meltwater", Batch(records={"raw_meltwater": mentions}, cursor={"k": 1}))
         cube.update(writer.con, cfg)
-        run = writer.state.start_run("github", "collect")
-        writer.state.finish_run(run)
+        with writer.state.run("github", "collect"):
+            pass
     finally:
         writer.close()
     return collectors.load_config(cfg.path)

@@ -4,6 +4,7 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta, timezone
 
 from conftest import make_config
+from tests_support import record_run
 from warehouse.requests_state import BackfillRequests
 from warehouse.state import State
 from warehouse.status_queries import outages
@@ -32,14 +33,12 @@ def test_requests_queue_once_run_oldest_first_and_resume_after_a_stop(tmp_path):
 def test_outages_are_runs_of_failures_ended_by_the_catch_up(tmp_path):
     state = State(make_config(tmp_path))
     before = datetime.now(timezone.utc) - timedelta(seconds=1)
-    state.finish_run(state.start_run("github", "collect"))
+    record_run(state, "github", "collect")
     for _ in range(3):
-        state.finish_run(state.start_run("github", "collect"), error="Unavailable: HTTP 503")
-    catch_up = state.start_run("github", "collect")
-    state.add_to_run(catch_up, 120, 120, 0, 0)
-    state.finish_run(catch_up)
-    state.finish_run(state.start_run("seo", "collect"), error="Unavailable: HTTP 502")
-    state.finish_run(state.start_run("beacon", "drain"), error="not a collection")      # drains are not outages
+        record_run(state, "github", "collect", error="Unavailable: HTTP 503")
+    record_run(state, "github", "collect", records=120)
+    record_run(state, "seo", "collect", error="Unavailable: HTTP 502")
+    record_run(state, "beacon", "drain", error="not a collection")      # drains are not outages
     found = {o.source: o for o in outages(state, since=before)}
     assert set(found) == {"github", "seo"}
     assert (found["github"].failed_runs, found["github"].caught_up_records, found["github"].error) == (3, 120, "Unavailable: HTTP 503")

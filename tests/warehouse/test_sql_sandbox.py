@@ -44,7 +44,8 @@ def cfg(tmp_path_factory):
     finally:
         con.close()
     state = State(cfg)
-    state.finish_run(state.start_run("beacon", "collect"))
+    with state.run("beacon", "collect"):
+        pass
     with state.connection() as con:
         con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         con.close()
