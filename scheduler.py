@@ -23,6 +23,7 @@ import schedule
 from tqdm import tqdm
 
 import collectors
+from alerts.jobs import AlertJobs
 from collectors.base import ROLLUP, Context
 from config import SCHEDULE_PATTERN, Config, ConfigError
 from warehouse import cube, maintenance
@@ -186,6 +187,9 @@ def run_forever(cfg: Config) -> None:
         log.info("scheduled %s %s", name, settings.schedule)
     schedule.every(INBOX_DRAIN_SECONDS).seconds.do(_guarded("inbox drain", lambda: drain_inbox(writer)))
     schedule.every(1).hours.do(_guarded("lake compaction", lambda: maintenance.compact(writer.con)))
+    alert_jobs = AlertJobs(cfg, writer.state)     # alert rules, failure alerts and digests; the outbox
+    schedule.every(1).minutes.do(_guarded("alert evaluation", alert_jobs.evaluate))
+    schedule.every(1).minutes.do(_guarded("outbox delivery", alert_jobs.deliver))
     schedule.run_all()   # catch up at start: each source resumes from its cursor
     log.info("scheduler running; Ctrl-C to stop")
     try:
@@ -195,6 +199,7 @@ def run_forever(cfg: Config) -> None:
     except KeyboardInterrupt:
         pass
     finally:
+        alert_jobs.close()
         writer.close()
         log.info("scheduler stopped")
 

@@ -1,0 +1,125 @@
+"""Threshold and change rules over a real warehouse, with the mail they send read back from a real SMTP
+server: `for` buckets, one firing and one recovery, hysteresis, partial buckets, held rules on a stale source."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from alert_support import World, day
+from notify_support import smtp_server  # noqa: F401 - fixture
+from alerts.outbox import notify_state
+
+UTC = timezone.utc
+GROWTH = "growth@example.com"
+
+
+def rule(**fields) -> dict:
+    return {"name": "downloads", "metric": "downloads", "grain": "day", "recipients": [GROWTH], **fields}
+
+
+@pytest.fixture
+def world(tmp_path, smtp_server):
+    made = []
+
+    def make(*rules, **sections) -> World:
+        made.append(World(tmp_path, smtp_server, list(rules), **sections))
+        return made[-1]
+    yield make
+    for w in made:
+        w.close()
+
+
+def test_a_threshold_crossed_for_for_buckets_fires_once_and_recovers_once(world):
+    w = world(rule(name="downloads drop", below=5, **{"for": 2}))
+    w.arrive(10, 10)
+    w.cycle()
+    w.arrive(3)                 # day 2 low, but it is the newest day: not complete yet
+    w.cycle()
+    w.arrive(3)                 # day 2 complete and low: one of two
+    w.cycle()
+    assert w.subjects() == []
+    w.arrive(3, 3)              # day 3 low too: fires at day 3, once; day 4 low keeps it firing
+    w.cycle()
+    w.cycle()
+    assert w.subjects(GROWTH) == [f"Alert: downloads drop: downloads 3 in {day(3)}"]
+    w.arrive(9, 9)              # day 6 back above 5 by more than the 5% band: recovers
+    w.cycle()
+    w.arrive(2, 9, 9)           # one low day is not `for` = 2 of them
+    w.cycle()
+    w.cycle()
+    assert w.subjects(GROWTH) == [f"Alert: downloads drop: downloads 3 in {day(3)}",
+                                  f"Recovered: downloads drop: downloads 9 in {day(6)}"]
+    fired, recovered = w.smtp.inbox.messages
+    body = fired.get_body(("plain",)).get_content()
+    assert "downloads was 3 in " + day(3) in body and "below 5, for 2 day(s)" in body
+    assert "https://dash.example.com" in body and fired.get_body(("html",)) is not None
+    assert fired["List-Unsubscribe"].startswith("<https://analytics.example.com/unsubscribe?token=")
+    events = notify_state(w.state).alert_events("downloads drop")
+    assert [(e["kind"], e["bucket_start"], e["value"]) for e in reversed(events)] == [
+        ("fired", day(3), 3.0), ("recovered", day(6), 9.0)]
+
+
+def test_a_metric_hovering_at_the_mark_does_not_flap(world):
+    hovering = (110, 99, 101, 98, 102, 96, 101, 90)
+    w = world(rule(name="steady", above=100), rule(name="jumpy", above=100, hysteresis_pct=0))
+    w.arrive(50)
+    for count in hovering:
+        w.arrive(count)
+        w.cycle()
+    w.arrive(50)
+    w.cycle()
+    steady = [s for s in w.subjects() if "steady" in s]
+    # 99, 98 and 96 are inside the mark but not by 5%: only 90 is back inside.
+    assert steady == [f"Alert: steady: downloads 110 in {day(1)}", f"Recovered: steady: downloads 90 in {day(8)}"]
+    jumpy = [s.split(":")[0] for s in w.subjects() if "jumpy" in s]
+    assert jumpy == ["Alert", "Recovered"] * 4            # the same data without hysteresis flaps
+
+
+def test_a_partial_bucket_never_fires(world):
+    w = world(rule(name="spike", above=100), rule(name="hourly spike", grain="hour", above=100))
+    w.arrive(5, 500)            # day 1 is the newest data: its day and its 12:00 hour are not complete
+    for _ in range(3):
+        w.cycle()
+    assert w.subjects() == []
+    state = notify_state(w.state).alert_state("spike")
+    assert state["firing"] == 0 and state["last_bucket"] == day(0)
+    w.arrive(5)
+    w.cycle()
+    assert sorted(w.subjects()) == [f"Alert: hourly spike: downloads 500 in {day(1)} 12:00",
+                                    f"Alert: spike: downloads 500 in {day(1)}",
+                                    f"Recovered: hourly spike: downloads 0 in {day(1)} 13:00"]
+
+
+def test_a_change_rule_compares_with_the_week_before_and_respects_the_volume_floor(world):
+    w = world(rule(name="weekly drop", change_below_pct=-30, compare="wow", min_volume=20))
+    for count in (40, 40, 40, 10, 40, 40, 40, 10, 40, 40, 3, 40, 40):
+        w.arrive(count)
+        w.cycle()
+    # day 7: 10 against 40 (-75%) fires; day 8: 40 against 40 recovers; day 10: 3 against 10 is -70%, but
+    # neither reaches the floor of 20, so it does not count.
+    assert w.subjects() == [f"Alert: weekly drop: downloads 10 (-75.0% week over week) in {day(7)}",
+                            f"Recovered: weekly drop: downloads 40 (+0.0% week over week) in {day(8)}"]
+    body = w.smtp.inbox.messages[0].get_body(("plain",)).get_content()
+    assert "Previous: 40" in body and "change below -30% week over week" in body
+
+
+def test_a_stale_source_holds_its_rules_with_one_notice(world):
+    w = world(rule(name="spike", above=100))
+    run = w.state.start_run("s3_access_logs", "collect")
+    w.state.finish_run(run)
+    w.arrive(5, 500, 5)
+    stale = datetime.now(UTC) + timedelta(hours=2)       # no success within 3 x 15 minutes
+    for minutes in range(3):
+        counts = w.cycle(stale + timedelta(minutes=minutes))
+        assert counts["held"] == 1
+    [notice] = w.smtp.inbox.messages
+    assert notice["Subject"] == "Alert held: spike: source s3_access_logs is stale"
+    assert "resumes by itself" in notice.get_body(("plain",)).get_content()
+    assert notify_state(w.state).alert_state("spike")["last_bucket"] is None      # nothing judged while held
+    assert [e["kind"] for e in notify_state(w.state).alert_events("spike")] == ["held"]
+
+    run = w.state.start_run("s3_access_logs", "collect")
+    w.state.finish_run(run)
+    w.cycle()
+    assert w.subjects()[1:] == [f"Alert: spike: downloads 500 in {day(1)}"]
