@@ -121,7 +121,8 @@ def render(cfg: Config, digest: Digest) -> tuple[str, str, str, str]:
     events = [f"{e['at'][:16].replace('T', ' ')} UTC  {e['kind']}: {e['message'] or e['rule']}" for e in digest.events]
     health = [f"{h.source}: {h.status}" + (f" (last success {h.last_success_at:%Y-%m-%d %H:%M} UTC)"
                                            if h.last_success_at else "") +
-              (f"; {h.consecutive_failures} failed runs: {h.last_error}" if h.consecutive_failures else "")
+              (f"; {h.consecutive_failures} failed run{'s' if h.consecutive_failures > 1 else ''}: {h.last_error}"
+               if h.consecutive_failures else "")
               for h in digest.health]
     text = [digest.title, "", f"Key numbers (change against {compared}):"]
     text += [f"  {label}: {value} (previous {previous}, {change})" for label, value, previous, change in rows] or \

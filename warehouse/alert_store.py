@@ -61,10 +61,14 @@ class AlertStore:
 
     # -- what the evaluator reads --------------------------------------------------------------------------
     def events_between(self, start: datetime, end: datetime) -> list[dict[str, Any]]:
-        """Alert events logged in [start, end), oldest first."""
+        """Alert events of the local period [start, end), oldest first: those about a bucket starting in it
+        (a firing is logged after its bucket ended, often in the next period), and the others (failures,
+        held rules) logged in it."""
         with self.state.connection() as con:
-            return [dict(r) for r in con.execute("SELECT * FROM alert_events WHERE at >= ? AND at < ? ORDER BY id",
-                                                 [iso(start), iso(end)]).fetchall()]
+            return [dict(r) for r in con.execute(
+                "SELECT * FROM alert_events WHERE (bucket_start IS NOT NULL AND bucket_start >= ? AND bucket_start < ?)"
+                " OR (bucket_start IS NULL AND at >= ? AND at < ?) ORDER BY id",
+                [_label(start), _label(end), iso(start), iso(end)]).fetchall()]
 
     def alert_states(self) -> list[dict[str, Any]]:
         with self.state.connection() as con:
@@ -75,3 +79,8 @@ class AlertStore:
         with self.state.connection() as con:
             return {r["source"]: dict(r) for r in con.execute(
                 "SELECT * FROM runs WHERE id IN (SELECT max(id) FROM runs GROUP BY source)").fetchall()}
+
+
+def _label(moment: datetime) -> str:
+    """A local time as bucket labels spell it ("YYYY-MM-DD" or "YYYY-MM-DDTHH:MM"), so they compare as text."""
+    return moment.strftime("%Y-%m-%dT%H:%M") if (moment.hour, moment.minute) != (0, 0) else moment.date().isoformat()
