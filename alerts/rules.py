@@ -38,7 +38,7 @@ from alerts.health import SourceHealth
 from alerts.notices import esc, number, page, percent, queue, recipients
 from alerts.outbox import notify_state
 from config import AlertRule, Config
-from warehouse import queries
+from warehouse import queries, rollup_snapshot
 from warehouse.alert_store import AlertStore
 from warehouse.queries import COMPARE_SHIFT, QueryError, SeriesRequest
 from warehouse.state import State
@@ -48,6 +48,8 @@ UTC = timezone.utc
 GRAIN_DAYS = {"hour": 1 / 24, "day": 1, "week": 7, "month": 31, "quarter": 92, "year": 366}
 FIRST_LOOK_SLACK = 3     # buckets a source may lag: the first evaluation looks back `for` + this many
 MAX_CATCH_UP = {"hour": 336, "day": 400, "week": 104, "month": 36, "quarter": 12, "year": 5}   # buckets
+COMPARE_REACH = {None: timedelta(0), "wow": timedelta(days=7), "mom": timedelta(days=31),
+                 "yoy": timedelta(days=367)}      # how far before a range its comparison reads
 COMPARE_NAMES = {"wow": "week over week", "mom": "month over month", "yoy": "year over year"}
 
 
@@ -251,19 +253,43 @@ class RuleEvaluator:
                 start = max(date.fromisoformat(last[:10]), _lookback(today, rule.grain, MAX_CATCH_UP[rule.grain]))
             where = tuple((dim, tuple(values)) for dim, values in where_of(rule).items())
             groups[(rule.metric, rule.grain, where, rule.compare)].append((rule, start))
-        for (metric, grain, where, compare), members in _merge_uncompared(groups).items():
-            request = SeriesRequest(metric, grain, min(start for _, start in members), today,
-                                    where={d: list(v) for d, v in where} or None, compare=compare)
-            try:
-                frame = queries.series_frame(cur, self.cfg, request).frame
-            except QueryError as exc:
-                for rule, _ in members:
-                    self._report(rule.name, f"rule {rule.name!r}: {exc}")
-                counts["invalid"] += len(members)
+        merged = _merge_uncompared(groups)
+        newest = _newest_by_source(self.cfg, rollup_snapshot.newest_data(cur, self.cfg))
+        now_local = now.astimezone(ZoneInfo(self.cfg.warehouse.timezone)).replace(tzinfo=None)
+        work = {}
+        for key, members in merged.items():
+            metric, grain, _, compare = key
+            latest = newest.get(self.cfg.catalog.metrics[metric].source)
+            newest_label = newest_complete(grain, min(now_local, latest)) if latest is not None else None
+            if newest_label is None or all(((states.get(rule.name) or {}).get("last_bucket") or "") >= newest_label
+                                           for rule, _ in members):
+                counts["current"] += len(members)       # no bucket completed since they were last judged
                 continue
-            buckets = _complete_buckets(frame)
-            for rule, _ in members:
-                counts.update(self._judge(rule, buckets, states.get(rule.name), now))
+            work[key] = members
+        if not work:
+            return counts
+        # One read of the lake for all of them, then every series from memory (see warehouse.rollup_snapshot).
+        floors: dict[tuple[str, str], datetime] = {}
+        for (metric, grain, _, compare), members in work.items():
+            floor = datetime.combine(min(start for _, start in members), datetime.min.time()) - COMPARE_REACH[compare]
+            floors[(grain, metric)] = min(floor, floors.get((grain, metric), floor))
+        memory = rollup_snapshot.copy(cur, [(grain, metric, floor) for (grain, metric), floor in floors.items()])
+        try:
+            for (metric, grain, where, compare), members in work.items():
+                request = SeriesRequest(metric, grain, min(start for _, start in members), today,
+                                        where={d: list(v) for d, v in where} or None, compare=compare)
+                try:
+                    frame = queries.series_frame(memory, self.cfg, request).frame
+                except QueryError as exc:
+                    for rule, _ in members:
+                        self._report(rule.name, f"rule {rule.name!r}: {exc}")
+                    counts["invalid"] += len(members)
+                    continue
+                buckets = _complete_buckets(frame)
+                for rule, _ in members:
+                    counts.update(self._judge(rule, buckets, states.get(rule.name), now))
+        finally:
+            memory.close()
         return counts
 
     def _judge(self, rule: AlertRule, buckets: list[Bucket], saved: dict | None, now: datetime) -> Counter:
@@ -330,6 +356,33 @@ def _merge_uncompared(groups: dict[tuple, list]) -> dict[tuple, list]:
         partner = next((key for key in merged if key[:3] == (metric, grain, where)), None)
         merged.setdefault(partner or (metric, grain, where, None), []).extend(members)
     return merged
+
+
+def _newest_by_source(cfg: Config, newest: dict[str, datetime]) -> dict[str, datetime]:
+    by_source: dict[str, datetime] = {}
+    for metric, moment in newest.items():
+        declared = cfg.catalog.metrics.get(metric)
+        if declared is not None and moment is not None:
+            by_source[declared.source] = max(moment, by_source.get(declared.source, moment))
+    return by_source
+
+
+def newest_complete(grain: str, cutoff: datetime) -> str:
+    """The label of the newest `grain` bucket ending at or before `cutoff` (local wall clock): the one before
+    the bucket holding `cutoff`. (Across a DST change an hour label may be off by one: that costs a query,
+    or delays a judgement to the next hour; it never skips a bucket.)"""
+    day = cutoff.replace(hour=0, minute=0, second=0, microsecond=0)
+    if grain == "hour":
+        return (cutoff.replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)).isoformat(timespec="minutes")
+    if grain == "day":
+        return (day - timedelta(days=1)).date().isoformat()
+    if grain == "week":
+        return (day - timedelta(days=day.weekday() + 7)).date().isoformat()
+    months = {"month": 1, "quarter": 3, "year": 12}[grain]
+    index = cutoff.year * 12 + cutoff.month - 1
+    start = index - index % months if grain != "year" else index - (cutoff.month - 1)
+    previous = start - months
+    return date(previous // 12, previous % 12 + 1, 1).isoformat()
 
 
 def _complete_buckets(frame: pd.DataFrame) -> list[Bucket]:
