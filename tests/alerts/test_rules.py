@@ -123,3 +123,44 @@ def test_a_stale_source_holds_its_rules_with_one_notice(world):
     w.state.finish_run(run)
     w.cycle()
     assert w.subjects()[1:] == [f"Alert: spike: downloads 500 in {day(1)}"]
+
+
+KILLED = """
+import os, signal, sys
+from datetime import datetime
+sys.path.insert(0, sys.argv[2])
+import collectors
+from alerts.jobs import AlertJobs
+from alerts.outbox import deliver_due
+from warehouse.notify_state import NotifyState
+cfg = collectors.load_config(sys.argv[1])
+die = lambda *args, **kwargs: os.kill(os.getpid(), signal.SIGKILL)
+jobs = AlertJobs(cfg)
+if sys.argv[4] == "before the rule's state is saved":
+    NotifyState.save_alert_state = die
+jobs.evaluate(datetime.fromisoformat(sys.argv[3]))
+deliver_due(jobs.state, cfg, after_send=die)
+"""
+
+
+@pytest.mark.slow
+def test_a_scheduler_killed_mid_cycle_sends_the_alert_once(world):
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+    from warehouse.alert_store import AlertStore
+    w = world(notify={"in_doubt": "give_up"})
+    AlertStore(w.state).add_rule("spike", rule(name="spike", above=100), datetime.now(UTC))
+    w.arrive(5, 500, 5)
+    for moment in ("before the rule's state is saved", "between send and mark-sent"):
+        killed = subprocess.run([sys.executable, "-c", KILLED, str(w.cfg.path), str(ROOT), w.now().isoformat(),
+                                 moment], cwd=ROOT, timeout=120)
+        assert killed.returncode == -9, moment
+    # The first process queued the alert and died before recording the rule's state; the second judged the
+    # same bucket again (the same key: no second row) and died after handing the mail to the server.
+    assert w.subjects() == [f"Alert: spike: downloads 500 in {day(1)}"]
+    counts = w.cycle()
+    w.jobs.deliver(datetime.now(UTC) + timedelta(seconds=121))       # past the lease: in doubt, given up
+    assert counts.get("queued", 0) == 0 and w.subjects() == [f"Alert: spike: downloads 500 in {day(1)}"]
+    assert [e["kind"] for e in notify_state(w.state).alert_events("spike")] == ["fired"]
