@@ -64,6 +64,9 @@ def where_of(rule: AlertRule) -> dict[str, list[str]]:
 
 def check_rule(cfg: Config, rule: AlertRule) -> AlertRule:
     """The rule, if the catalog can answer it: a known metric, its dimensions, a comparison its grain allows."""
+    if not conditions(rule):
+        raise RuleError(f"rule {rule.name!r} has no condition: give above, below, change_below_pct or "
+                        f"change_above_pct")
     metric = cfg.catalog.metrics.get(rule.metric)
     if metric is None:
         raise RuleError(f"rule {rule.name!r}: unknown metric {rule.metric!r}")

@@ -55,6 +55,7 @@ def test_a_rule_posted_is_stored_listed_evaluated_and_deleted(api):
     ({**DROP, "compare": "mom", "grain": "quarter"}, "needs a grain shorter"),
     ({k: v for k, v in DROP.items() if k != "compare"}, "compare = "),
     ({**DROP, "for": 0}, "greater than or equal to 1"),
+    ({k: v for k, v in DROP.items() if k not in ("compare", "change_below_pct")}, "has no condition"),
     ({**DROP, "recipients": ["+15555550123"]}, "needs 'sms' in channels"),
     ({**DROP, "name": "from config"}, "is in the config file"),
     ({**DROP, "surprise": 1}, "surprise"),

@@ -85,7 +85,6 @@ def test_a_wrong_key_is_named_with_what_was_expected(tmp_path, change, key, expe
     ('[notify]\nin_doubt = "maybe"', "notify.in_doubt", "'resend' or 'give_up'"),
     ('[notify]\nlease_seconds = 60', "notify", "lease_seconds above 120"),
     ('[[alerts.rules]]\nname = "downloads drop"\nmetric = "downloads"\nabove = 1', "alerts.rules", "distinct names"),
-    ('[[alerts.rules]]\nname = "nothing"\nmetric = "downloads"', "alerts.rules.1", "at least one of above, below"),
     ('[[alerts.rules]]\nname = "drop"\nmetric = "downloads"\nchange_below_pct = -30', "alerts.rules.1",
      "compare = "),
     ('[[alerts.rules]]\nname = "drop"\nmetric = "downloads"\nbelow = 1\nhysteresis_pct = -1',
