@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import sys
 import time
@@ -145,17 +146,19 @@ def main() -> None:
         times = []
         for cycle in range(args.cycles):
             calls[0] = 0
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             counts = jobs.evaluate()
             times.append(time.perf_counter() - start)
             kind = "first" if cycle == 0 else "steady"
-            print(f"cycle {cycle + 1} ({kind}): {times[-1]:.2f} s, {calls[0]} series queries for "
-                  f"{args.rules} rules; {dict(sorted(counts.items()))}")
+            print(f"cycle {cycle + 1} ({kind}): {times[-1]:.2f} s wall, {time.process_time() - cpu:.2f} s CPU, "
+                  f"{calls[0]} series queries for {args.rules} rules, load {os.getloadavg()[0]:.1f}; "
+                  f"{dict(sorted(counts.items()))}")
     finally:
         queries.series_frame = real
         jobs.close()
     worst = max(times)
-    print(f"worst cycle {worst:.2f} s: {'PASS' if worst < 2 else 'MISS'} (target < 2 s)")
+    print(f"worst cycle {worst:.2f} s: {'PASS' if worst < 2 else 'MISS'} (target < 2 s; on a shared machine "
+          f"with a load above its {os.cpu_count()} cores, wall time stretches: CPU seconds are the steadier figure)")
 
 
 if __name__ == "__main__":

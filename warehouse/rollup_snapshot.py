@@ -34,6 +34,7 @@ def copy(cur: duckdb.DuckDBPyConnection, needs: Iterable[tuple[str, str, datetim
     needs = list(needs)
     mem = duckdb.connect(config={"autoinstall_known_extensions": False, "autoload_known_extensions": False})
     mem.execute("SET TimeZone = 'UTC'")
+    mem.execute("SET threads = 1")      # each question is tiny: worker threads only add hand-offs
     mem.execute("ATTACH ':memory:' AS lake")
     if not needs:
         mem.execute("CREATE TABLE lake.rollups AS SELECT * FROM (SELECT NULL::VARCHAR AS grain, NULL::TIMESTAMP AS "

@@ -104,6 +104,24 @@ def test_a_change_rule_compares_with_the_week_before_and_respects_the_volume_flo
     assert "Previous: 40" in body and "change below -30% week over week" in body
 
 
+def test_rules_filtered_by_dimension_see_their_own_values_including_none(world):
+    w = world(rule(name="1.0 low", below=3, where={"version": "1.0.0"}),
+              rule(name="2.0 low", below=3, where={"version": ["2.0.0"]}),
+              rule(name="2.0 high", above=3, where={"version": "2.0.0"}),
+              rule(name="all high", above=8))
+    w.arrive(5, 5)              # days 0 and 1: 5 of 1.0.0
+    w.arrive(5, version="2.0.0")                  # day 2: 5 of 2.0.0
+    w.cycle()
+    # day 1: 5 of 1.0.0 and none of 2.0.0 (asked together, split by version; 2.0.0 on its own: zero)
+    assert sorted(w.subjects()) == [f"Alert: 2.0 low: downloads 0 in {day(1)}"]
+    w.arrive(5)
+    w.cycle()                   # day 2: none of 1.0.0, 5 of 2.0.0, 5 in all
+    assert sorted(w.subjects()) == [f"Alert: 1.0 low: downloads 0 in {day(2)}",
+                                    f"Alert: 2.0 high: downloads 5 in {day(2)}",
+                                    f"Alert: 2.0 low: downloads 0 in {day(1)}",
+                                    f"Recovered: 2.0 low: downloads 5 in {day(2)}"]
+
+
 def test_a_stale_source_holds_its_rules_with_one_notice(world):
     w = world(rule(name="spike", above=100))
     run = w.state.start_run("s3_access_logs", "collect")
