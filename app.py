@@ -10,7 +10,7 @@ from pathlib import Path
 import streamlit as st
 
 PAGES = Path(__file__).resolve().parent / "pages"
-# (file in pages/, title, icon, URL path); a page whose file is absent (built on another branch) is left out.
+# (file in pages/, title, icon, URL path)
 NAVIGATION = [
     ("overview.py", "Overview", ":material/dashboard:", "overview"),
     ("explore.py", "Explore", ":material/query_stats:", "explore"),
@@ -19,10 +19,11 @@ NAVIGATION = [
     ("sql.py", "SQL", ":material/terminal:", "sql"),
     ("report_downloads.py", "Reports", ":material/picture_as_pdf:", "reports"),
     ("sources.py", "Sources", ":material/sync:", "sources"),
+    ("alerts.py", "Alerts", ":material/notifications:", "alerts"),
 ]
 
-pages = [st.Page(f"pages/{file}", title=title, icon=icon, url_path=url, default=not i)
-         for i, (file, title, icon, url) in enumerate(n for n in NAVIGATION if (PAGES / n[0]).exists())]
+pages = [st.Page(str(PAGES / file), title=title, icon=icon, url_path=url, default=not i)
+         for i, (file, title, icon, url) in enumerate(NAVIGATION)]
 navigation = st.navigation(pages)
 # After st.navigation, which resets the page config (Streamlit 1.67: a layout set before it is not applied).
 st.set_page_config(page_title=f"{navigation.title} · Caskalytics", page_icon=":material/insights:", layout="wide")

@@ -188,6 +188,13 @@ class AlertRule(Section):
     for_: int = Field(default=1, ge=1, alias="for")   # consecutive evaluated buckets before firing
     channels: list[Literal["email", "sms"]] = ["email"]
     recipients: list[str] = []           # e-mail addresses get the e-mail channel, phone numbers the SMS one
+    where: dict[str, str | list[str]] = {}    # dimension filter, e.g. {version = "3.5.0"}
+    change_below_pct: float | None = None     # fire when the change against `compare` is below this (e.g. -30)
+    change_above_pct: float | None = None
+    compare: Literal["wow", "mom", "yoy"] | None = None
+    hysteresis_pct: float = Field(default=5, ge=0, le=100)   # recover only this far (% of the mark) back inside
+    min_volume: float = Field(default=0, ge=0)   # buckets with less (value, or the compared value) are skipped
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     @field_validator("name")
     @classmethod
@@ -206,6 +213,16 @@ class AlertRule(Section):
                 raise ValueError(f"recipients the rule's channels reach: {address!r} needs {channel!r} in channels")
         return value
 
+    @model_validator(mode="after")
+    def comparison_with_change(self) -> "AlertRule":
+        # A rule with no condition at all loads (it never fires; the evaluator says so in its log).
+        changes = (self.change_below_pct, self.change_above_pct) != (None, None)
+        if changes and self.compare is None:
+            raise ValueError("compare = \"wow\", \"mom\" or \"yoy\" with change_below_pct/change_above_pct")
+        if self.compare is not None and not changes:
+            raise ValueError("change_below_pct or change_above_pct with compare")
+        return self
+
 
 class FailureAlerts(Section):
     recipients: list[str] = []           # e-mail addresses get e-mail, phone numbers SMS
@@ -221,6 +238,7 @@ class DigestConfig(Section):
     """When digests go to their subscribers (topics digest:daily, digest:weekly), in [warehouse] timezone."""
     daily_at: str = "08:00"
     weekly_day: Literal[WEEKDAYS] = "monday"
+    dashboard: str = "Marketing funnel"      # the saved dashboard whose PDF report each digest attaches
 
     @field_validator("daily_at")
     @classmethod

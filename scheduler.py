@@ -24,6 +24,7 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 import collectors
+from alerts.jobs import AlertJobs
 from collectors.base import ROLLUP, Context
 from config import SCHEDULE_PATTERN, Config, ConfigError
 from warehouse import cube, maintenance, stopping
@@ -259,6 +260,7 @@ def run_forever(cfg: Config) -> None:
     yield_cpu_to_servers()
     stop_on_signals()
     writer = Writer(cfg)
+    alert_jobs = AlertJobs(cfg, writer.state)     # alert rules, failure alerts and digests; the outbox
     try:
         if leftover := writer.state.interrupt_leftover_runs():
             log.info("%d run(s) left running by a stopped process marked interrupted", leftover)
@@ -274,6 +276,8 @@ def run_forever(cfg: Config) -> None:
         requests.requeue_interrupted()
         jobs.every(BACKFILL_POLL_SECONDS).seconds.do(
             _guarded("backfill request", lambda: run_backfill_requests(writer, requests)))
+        jobs.every(1).minutes.do(_guarded("alert evaluation", alert_jobs.evaluate))
+        jobs.every(1).minutes.do(_guarded("outbox delivery", alert_jobs.deliver))
         log.info("scheduler running; Ctrl-C to stop")
         jobs.run_all()   # catch up at start: each source resumes from its cursor
         while True:
@@ -284,6 +288,7 @@ def run_forever(cfg: Config) -> None:
     except stopping.Interrupted:
         pass
     finally:
+        alert_jobs.close()
         writer.close()
         log.info("scheduler stopped")
 

@@ -17,6 +17,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from api import deps
+from api.alerts import router as alerts_router
 from api.beacon import hit_endpoint, router as beacon_router
 from api.deps import Services, require_token, services
 from api.notify import router as notify_router
@@ -49,6 +50,7 @@ app = CaskalyticsApi(title="Caskalytics", version="0.1.0", lifespan=lifespan,
                      description="Marketing and adoption analytics: metrics, rollups, pipeline health.")
 app.include_router(beacon_router)      # /js/caskalytics.js, /beacon/dropped, the beacon's start and stop
 app.include_router(notify_router)      # /unsubscribe, /subscriptions, /outbox
+app.include_router(alerts_router)      # /alerts/rules, /alerts/events
 deps.start()      # the config is read now: a bad one stops the API with one line, before it listens
 
 

@@ -21,15 +21,15 @@ def put_logs(client, bucket: str, key: str, records: list[tuple[str, str, str, i
 
 def record_run(state, source: str, kind: str = "collect", error: str | None = None, records: int = 0) -> None:
     """One run in the state database's run log, through `State.run` as the scheduler records it: ok, or failed
-    with `error` ("Kind: message", the one line the scheduler logs)."""
+    with `error` as its one line (a ConfigError's line is kept verbatim)."""
     from types import SimpleNamespace
-    kind_name, _, message = (error or "").partition(": ")
-    failure = type(kind_name or "Failure", (Exception,), {})
+
+    from config import ConfigError
     try:
         with state.run(source, kind) as run:
             if records:
                 run.add(SimpleNamespace(records=records, inserted=records, duplicates=0, quarantined=0))
             if error:
-                raise failure(message)
-    except failure:
+                raise ConfigError(error)
+    except ConfigError:
         pass

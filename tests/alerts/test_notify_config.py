@@ -84,7 +84,11 @@ def test_a_wrong_key_is_named_with_what_was_expected(tmp_path, change, key, expe
     ('[notify]\npublic_url = "analytics.example.com"', "notify.public_url", "http(s) URL"),
     ('[notify]\nin_doubt = "maybe"', "notify.in_doubt", "'resend' or 'give_up'"),
     ('[notify]\nlease_seconds = 60', "notify", "lease_seconds above 120"),
-    ('[[alerts.rules]]\nname = "downloads drop"\nmetric = "downloads"', "alerts.rules", "distinct names"),
+    ('[[alerts.rules]]\nname = "downloads drop"\nmetric = "downloads"\nabove = 1', "alerts.rules", "distinct names"),
+    ('[[alerts.rules]]\nname = "drop"\nmetric = "downloads"\nchange_below_pct = -30', "alerts.rules.1",
+     "compare = "),
+    ('[[alerts.rules]]\nname = "drop"\nmetric = "downloads"\nbelow = 1\nhysteresis_pct = -1',
+     "alerts.rules.1.hysteresis_pct", "greater than or equal to 0"),
 ])
 def test_other_notify_and_alert_keys_are_checked(tmp_path, extra, key, expected):
     with pytest.raises(config.ConfigError) as refused:
