@@ -36,7 +36,6 @@ from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import date
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote_plus, urlsplit
@@ -46,6 +45,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
 from api.deps import require_token, services
+from api.params import Day
 from api.schemas import ERRORS, Dropped
 from collectors.beacon import BeaconConfig, Hit, encode
 from config import Config
@@ -547,7 +547,7 @@ async def snippet() -> Response:
 
 
 @router.get("/beacon/dropped", tags=["web beacon"], response_model=Dropped, responses=ERRORS)
-async def dropped(request: Request, since: date | None = Query(None, description="First UTC day, YYYY-MM-DD")) -> dict:
+async def dropped(request: Request, since: Day | None = Query(None, description="First UTC day, YYYY-MM-DD")) -> dict:
     """Hits not counted, per UTC day and reason (README, "Web beacon")."""
     require_token(request)
     beacon = edge()

@@ -18,7 +18,6 @@ as an incomplete download, never as a complete file.
 from __future__ import annotations
 
 from contextlib import ExitStack
-from datetime import date
 from typing import Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query
@@ -26,6 +25,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import Services, require_token, services
+from api.params import Compare, Day, Grain
 from api.schemas import ERRORS, QueryableTables, SqlAnswer, media
 from config import Config
 from warehouse import queries, sql
@@ -45,7 +45,7 @@ class SqlQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
     sql: str = Field(min_length=1, max_length=100_000, examples=["SELECT count(*) FROM raw_s3_access_logs"],
                      description="One DuckDB SELECT over the tables of GET /sql/tables")
-    limit: int = Field(DEFAULT_LIMIT, ge=0, le=MAX_LIMIT,
+    limit: int = Field(DEFAULT_LIMIT, ge=0, le=MAX_LIMIT, strict=True,
                        description="Most rows in the answer (at most [api] sql_row_limit); with ?format=, "
                                    "only when given")
 
@@ -91,9 +91,9 @@ def sql_tables(svc: Services = Depends(services)):
 
 
 @router.get("/export/metrics/{metric}.{fmt}", response_class=StreamingResponse, responses=DOWNLOAD)
-def export_metric(metric: str = Path(description="A metric name from /metrics"), fmt: Format = Path(),
-                  grain: str = "day", from_: date | None = Query(None, alias="from"), to: date | None = None,
-                  compare: str | None = None, where: list[str] = Query([]), by: list[str] = Query([]),
+def export_metric(metric: str = Path(description="A metric name from /metrics", examples=["downloads"]),
+                  fmt: Format = Path(), grain: Grain = "day", from_: Day | None = Query(None, alias="from"),
+                  to: Day | None = None, compare: Compare | None = None, where: list[str] = Query([]), by: list[str] = Query([]),
                   svc: Services = Depends(services)):
     """The series `/metrics/{metric}` answers, as a table: `start`, `end`, `period`, the `by` dimensions,
     `value`, with `compare=` also `previous`, `delta`, `delta_pct`, and `complete`. The Excel file has a line
@@ -112,8 +112,8 @@ def export_metric(metric: str = Path(description="A metric name from /metrics"),
 
 
 @router.get("/export/tables/{table}.{fmt}", response_class=StreamingResponse, responses=DOWNLOAD)
-def export_table(table: str = Path(description="A table from /sql/tables"), fmt: Format = Path(),
-                 from_: date | None = Query(None, alias="from"), to: date | None = None,
+def export_table(table: str = Path(description="A table from /sql/tables", examples=["rollups"]),
+                 fmt: Format = Path(), from_: Day | None = Query(None, alias="from"), to: Day | None = None,
                  svc: Services = Depends(services)):
     """Every row of a raw table (`ts`), the facts (`ts`), the rollups (`bucket`) or the quarantine
     (`received_at`) whose time falls on the local days `from`..`to` (inclusive; either may be left out), in

@@ -58,7 +58,7 @@ def validation_sentence(errors: Sequence[dict[str, Any]]) -> str:
     if kind == "extra_forbidden":
         return f"{where} is not a known field"
     if kind == "literal_error" and "expected" in ctx:
-        return f"{where} must be {ctx['expected']}, got {_shown(error.get('input'))}"
+        return f"{where} must be one of {ctx['expected']}, got {_shown(error.get('input'))}"
     if kind in EXPECTED:
         return f"{where} must be {EXPECTED[kind]}, got {_shown(error.get('input'))}"
     message = str(error.get("msg", "is not valid")).rstrip(".")

@@ -10,19 +10,21 @@ import hmac
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import date, datetime
+from datetime import datetime
 
-from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from api import deps, docs, schemas
 from api.beacon import hit_endpoint, router as beacon_router
 from api.data import router as data_router, where_filters
 from api.deps import Services, require_token, services
 from api.errors import validation_sentence
+from api.params import Compare, Day, Grain
 from api.notify import router as notify_router
 from warehouse import queries
 from warehouse.lake import WarehouseError
@@ -78,14 +80,20 @@ async def bad_request(_: Request, exc: RequestValidationError):
 
 
 @app.exception_handler(StarletteHTTPException)
-async def http_error(_: Request, exc: StarletteHTTPException):
+async def http_error(request: Request, exc: StarletteHTTPException):
     """404 for unknown paths, 405, and every HTTPException raised by a route: `{"error": ...}` too."""
     message = exc.detail if isinstance(exc.detail, str) else "the request cannot be answered"
+    headers = dict(exc.headers or {})
     if exc.status_code == 404 and message == "Not Found":
         message = "no such path; see /docs for the endpoints"
-    elif exc.status_code == 405 and message == "Method Not Allowed":
-        message = "this path does not answer that method; see /docs"
-    return JSONResponse({"error": message}, status_code=exc.status_code, headers=exc.headers)
+    elif exc.status_code == 405:
+        # Starlette's Allow names the methods of the first route on the path; a path served by several
+        # routes (GET and POST /subscriptions) answers all of them
+        methods = sorted({m for route in app.routes if route.matches(request.scope)[0] != Match.NONE
+                          for m in getattr(route, "methods", None) or ()})
+        headers["Allow"] = ", ".join(methods)
+        message = f"{request.method} is not answered here; this path answers {', '.join(methods)}"
+    return JSONResponse({"error": message}, status_code=exc.status_code, headers=headers or None)
 
 
 @app.get("/health", response_model=schemas.Health)
@@ -106,8 +114,9 @@ def metric_catalog(svc: Services = Depends(services)):
 
 @app.get("/metrics/{metric}", dependencies=[Depends(require_token)], response_model=schemas.MetricSeries,
          response_model_exclude_unset=True, responses=schemas.ERRORS)
-def metric_series(metric: str, grain: str = "day", from_: date | None = Query(None, alias="from"),
-                  to: date | None = None, compare: str | None = None, where: list[str] = Query([]),
+def metric_series(metric: str = Path(examples=["downloads"]), grain: Grain = "day",
+                  from_: Day | None = Query(None, alias="from"), to: Day | None = None,
+                  compare: Compare | None = None, where: list[str] = Query([]),
                   by: list[str] = Query([]), svc: Services = Depends(services)):
     if metric not in svc.cfg.catalog.metrics:
         raise HTTPException(404, f"unknown metric {metric!r:.80}; see /metrics for the catalog")
@@ -133,13 +142,13 @@ WEBTRAFFIC_FIELDS = {"sessions": "web.sessions", "newVisitors": "web.new_visitor
 
 @app.get("/pipeline/{period}", dependencies=[Depends(require_token)], response_model=schemas.Pipeline,
          responses=schemas.ERRORS)
-def pipeline(period: str, at: str | None = None, svc: Services = Depends(services)):
+def pipeline(period: Grain, at: str | None = None, svc: Services = Depends(services)):
     return queries.period_summary(svc.reader.cursor(), svc.cfg, period, _at(at), PIPELINE_FIELDS)
 
 
 @app.get("/awareness/webtraffic/{period}", dependencies=[Depends(require_token)], response_model=schemas.WebTraffic,
          responses=schemas.ERRORS)
-def webtraffic(period: str, at: str | None = None, svc: Services = Depends(services)):
+def webtraffic(period: Grain, at: str | None = None, svc: Services = Depends(services)):
     return queries.period_summary(svc.reader.cursor(), svc.cfg, period, _at(at), WEBTRAFFIC_FIELDS)
 
 
@@ -161,7 +170,7 @@ def seo_share_of_voice(svc: Services = Depends(services)):
 
 @app.get("/adoption/downloads", dependencies=[Depends(require_token)], response_model=schemas.Downloads,
          responses=schemas.ERRORS)
-def adoption_downloads(from_: date | None = Query(None, alias="from"), to: date | None = None,
+def adoption_downloads(from_: Day | None = Query(None, alias="from"), to: Day | None = None,
                        svc: Services = Depends(services)):
     if from_ and to and from_ > to:
         raise QueryError(f"from ({from_}) is after to ({to})")

@@ -205,7 +205,8 @@ async def _subscription_fields(request: Request) -> dict[str, Any]:
 
 # -- outbox -------------------------------------------------------------------------------------------------
 @router.get("/outbox", response_model=None, responses=_answers(200, schemas.Outbox))
-async def outbox(request: Request, status: str | None = None, limit: str = "50",
+async def outbox(request: Request, status: str | None = Query(None, json_schema_extra={"enum": list(OUTBOX_STATUSES)}),
+                 limit: str = Query("50", description="1 to 500", json_schema_extra={"pattern": "^[0-9]+$"}),
                  svc: NotifyServices = Depends(notify_services)) -> Response | dict:
     if (denied := authorized(request, svc)) is not None:
         return denied

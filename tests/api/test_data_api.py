@@ -304,7 +304,7 @@ def test_table_export_of_rollups_filters_on_the_bucket_and_without_range_gives_e
     ("/beacon/dropped?since=garbage", 400, "the query parameter since must be a date"),
     ("/metrics/downloads?grain=hour&from=2000-01-01&to=2026-01-01", 400, "at most 50,000"),
     ("/export/metrics/downloads.csv?grain=hour&from=2000-01-01&to=2026-01-01", 400, "at most 50,000"),
-    ("/export/metrics/downloads.doc", 400, "fmt must be 'csv', 'parquet', 'ndjson', 'xlsx' or 'hyper'"),
+    ("/export/metrics/downloads.doc", 400, "fmt must be one of 'csv', 'parquet', 'ndjson', 'xlsx' or 'hyper'"),
     ("/export/tables/rollups.csv?from=2026-02-01&to=2026-01-01", 400, "after"),
     ("/export/metrics/no.such.csv", 404, "unknown metric 'no.such'"),
     ("/metrics/no.such.metric", 404, "unknown metric"),
