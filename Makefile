@@ -20,11 +20,15 @@ $(STAMP): requirements.txt
 run: venv
 	$(PY) run.py
 
-# Chromium drives the dashboard's browser tests; it comes from Debian's packages, never a download at run time.
+# Chromium drives the dashboard's browser tests and poppler-utils (pdftoppm, pdftotext) reads the PDF reports
+# back; both come from Debian's packages, never a download at run time.
 system-test-deps:
 	@command -v chromium >/dev/null 2>&1 || { \
 	  echo "Installing Debian chromium for the browser tests..."; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+	@command -v pdftoppm >/dev/null 2>&1 || { \
+	  echo "Installing Debian poppler-utils for the PDF report tests..."; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq poppler-utils >/dev/null; }
 
 test: venv system-test-deps
 	$(PY) -m pytest -q

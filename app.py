@@ -5,10 +5,25 @@ listens) or `streamlit run app.py`; the config comes from $CASKALYTICS_CONFIG or
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
 
-st.set_page_config(page_title="Caskalytics", page_icon=":material/insights:", layout="wide")
-navigation = st.navigation([
-    st.Page("pages/downloads.py", title="Downloads and stars", icon=":material/download:", default=True),
-])
+PAGES = Path(__file__).resolve().parent / "pages"
+# (file in pages/, title, icon, URL path); a page whose file is absent (built on another branch) is left out.
+NAVIGATION = [
+    ("overview.py", "Overview", ":material/dashboard:", "overview"),
+    ("explore.py", "Explore", ":material/query_stats:", "explore"),
+    ("dashboards.py", "Dashboards", ":material/space_dashboard:", "dashboards"),
+    ("downloads.py", "Downloads and stars", ":material/download:", "downloads"),
+    ("sql.py", "SQL", ":material/terminal:", "sql"),
+    ("report_downloads.py", "Reports", ":material/picture_as_pdf:", "reports"),
+    ("sources.py", "Sources", ":material/sync:", "sources"),
+]
+
+pages = [st.Page(f"pages/{file}", title=title, icon=icon, url_path=url, default=not i)
+         for i, (file, title, icon, url) in enumerate(n for n in NAVIGATION if (PAGES / n[0]).exists())]
+navigation = st.navigation(pages)
+# After st.navigation, which resets the page config (Streamlit 1.67: a layout set before it is not applied).
+st.set_page_config(page_title=f"{navigation.title} · Caskalytics", page_icon=":material/insights:", layout="wide")
 navigation.run()

@@ -26,10 +26,12 @@ import collectors
 from collectors.base import ROLLUP, Context
 from config import SCHEDULE_PATTERN, Config, ConfigError
 from warehouse import cube, maintenance
+from warehouse.requests_state import BackfillRequests
 from warehouse.writer import RunSummary, Writer, one_line
 
 log = logging.getLogger("caskalytics.scheduler")
 INBOX_DRAIN_SECONDS = 5
+BACKFILL_POLL_SECONDS = 10   # how soon a backfill queued on the dashboard's Sources page starts
 INBOX_BATCH = 5000         # inbox rows per lake commit when draining
 # The scheduler's work is batch work that can wait a moment; the API answers beacon hits and dashboards on
 # the same cores and cannot. At niceness 10 the kernel gives the scheduler about a tenth of the CPU weight
@@ -43,8 +45,9 @@ def _progress(total_hint: int | None, desc: str, show: bool):
 
 
 def run_source(writer: Writer, source: str, *, start: date | None = None, end: date | None = None,
-               show_progress: bool = False) -> RunSummary:
-    """Collect what is new for `source` (or backfill [start, end]); each batch commits with its cursor."""
+               show_progress: bool = False, on_batch=None) -> RunSummary:
+    """Collect what is new for `source` (or backfill [start, end]); each batch commits with its cursor.
+    `on_batch(summary, batch)`, if given, is called after each commit (backfill requests record progress)."""
     cfg = writer.cfg
     settings = cfg.source(source)
     declared = collectors.SOURCES[source]
@@ -72,6 +75,8 @@ def run_source(writer: Writer, source: str, *, start: date | None = None, end: d
                     bar.total = batch.progress[1]
                     bar.n = batch.progress[0]
                     bar.set_postfix_str(batch.label[-40:], refresh=True)
+                if on_batch is not None:
+                    on_batch(summary, batch)
                 log.info("%s: batch %d committed (%s): %d records, %d new, %d quarantined", source,
                          result.batch, batch.label, result.records, result.inserted, result.quarantined)
         cube.update(writer.con, cfg)
@@ -149,6 +154,25 @@ def _drain_kind(writer: Writer, kind: str) -> RunSummary:
 
 
 
+def run_backfill_requests(writer: Writer, requests: BackfillRequests) -> None:
+    """Run the oldest backfill the dashboard queued (one per call, so other jobs keep their turn), recording
+    its progress and outcome on the request."""
+    request = requests.claim_next()
+    if request is None:
+        return
+    def progress(summary: RunSummary, batch) -> None:
+        done, total = batch.progress or (None, None)
+        requests.progress(request["id"], summary.batches, summary.records, summary.inserted, done, total, batch.label)
+    try:
+        writer.cfg.source(request["source"])
+        run_source(writer, request["source"], start=date.fromisoformat(request["start_day"]),
+                   end=date.fromisoformat(request["end_day"]), on_batch=progress)
+    except Exception as exc:
+        requests.finish(request["id"], error=one_line(exc))
+        raise
+    requests.finish(request["id"])
+
+
 # -- the scheduler loop ------------------------------------------------------------------------------
 def yield_cpu_to_servers() -> None:
     try:
@@ -186,6 +210,10 @@ def run_forever(cfg: Config) -> None:
         log.info("scheduled %s %s", name, settings.schedule)
     schedule.every(INBOX_DRAIN_SECONDS).seconds.do(_guarded("inbox drain", lambda: drain_inbox(writer)))
     schedule.every(1).hours.do(_guarded("lake compaction", lambda: maintenance.compact(writer.con)))
+    requests = BackfillRequests(writer.state)
+    requests.requeue_interrupted()
+    schedule.every(BACKFILL_POLL_SECONDS).seconds.do(
+        _guarded("backfill request", lambda: run_backfill_requests(writer, requests)))
     schedule.run_all()   # catch up at start: each source resumes from its cursor
     log.info("scheduler running; Ctrl-C to stop")
     try:

@@ -6,15 +6,22 @@ Every cached function takes the config path first, so two configs never share an
 """
 from __future__ import annotations
 
-from datetime import date
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 import duckdb
 import streamlit as st
 
 import collectors
+import collectors.base
 import config
-from warehouse import queries
+from config import SCHEDULE_PATTERN
+from warehouse import queries, sql, status_queries
 from warehouse.lake import Reader, WarehouseError
+from warehouse.requests_state import BackfillRequests
+from warehouse.state import State
 
 TTL = 30
 
@@ -81,3 +88,230 @@ def downloads_by_version(path: str, start: date, end: date) -> list[dict]:
 @st.cache_data(show_spinner=False)
 def descriptions(path: str) -> dict[str, str]:
     return {m["name"]: m["description"] for m in queries.catalog(settings(path))}
+
+
+# -- the Overview, Explore, SQL and Sources pages -----------------------------------------------------------
+FRESH_TTL = 10          # source status and queue answers: a backfill's progress should show soon
+STALE_AFTER_RUNS = 3    # a source whose last success is older than this many schedule intervals is stale
+STALE_GRACE = timedelta(minutes=5)
+
+
+@st.cache_resource(show_spinner=False)
+def _state(path: str) -> State:
+    return State(settings(path))
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def frame(path: str, metric: str, grain: str, start: date, end: date, by: tuple[str, ...] = (),
+          compare: str | None = None, where: tuple[tuple[str, tuple[str, ...]], ...] = ()) -> queries.SeriesFrame:
+    """`queries.series_frame`: the frame behind `series` (value, previous, delta, delta_pct, complete)."""
+    request = queries.SeriesRequest(metric, grain, start, end, where={k: list(v) for k, v in where} or None,
+                                    by=list(by) or None, compare=compare)
+    return queries.series_frame(_cursor(path), settings(path), request)
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def kpi_where(path: str, metric: str, grain: str, start: date, end: date, compare: str | None = None,
+              where: tuple[tuple[str, tuple[str, ...]], ...] = ()) -> queries.Kpi:
+    """`queries.kpi` with dimension filters (e.g. one SEO brand, whose shares must not be added)."""
+    return queries.kpi(_cursor(path), settings(path), metric, grain, start, end, compare,
+                       where={k: list(v) for k, v in where} or None)
+
+
+@st.cache_data(show_spinner=False)
+def metric_catalog(path: str) -> dict[str, dict]:
+    """Every declared metric by name: kind, source, dims, description, unit, additive_dims."""
+    return {m.name: {"kind": m.kind, "source": m.source, "dims": list(m.dims), "description": m.description,
+                     "unit": m.unit, "additive_dims": m.additive_dims}
+            for m in settings(path).catalog.metrics.values()}
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def dimension_values(path: str, metric: str, dim: str, start: date, end: date) -> list[str]:
+    """The values of `dim` seen for `metric` in [start, end] (a gauge: observed up to `end`), sorted."""
+    request = queries.SeriesRequest(metric, "year", start, end, by=[dim])
+    values = queries.series_frame(_cursor(path), settings(path), request).frame[dim].dropna().unique()
+    return sorted(str(v) for v in values)
+
+
+@dataclass(frozen=True)
+class Freshness:
+    """How current a source is, from the run log and its newest data; `state` is one of fresh, stale,
+    failing, never (no successful run and no data) and off (disabled in the config)."""
+    source: str
+    state: str
+    schedule: str | None
+    last_success_at: datetime | None
+    last_data_at: datetime | None
+    consecutive_failures: int
+    last_error: str | None
+
+
+def _interval(schedule: str | None) -> timedelta:
+    match = SCHEDULE_PATTERN.match(schedule or "")
+    if match and match.group(1):
+        return timedelta(minutes=int(match.group(1)) * (1 if match.group(2).startswith("minute") else 60))
+    return timedelta(days=1)
+
+
+@st.cache_data(ttl=FRESH_TTL, show_spinner=False)
+def freshness(path: str) -> dict[str, Freshness]:
+    """Every declared source's freshness (see Freshness), in the registry's order."""
+    cfg = settings(path)
+    runs = _state(path).source_status()
+    try:
+        newest = status_queries.latest_data(_cursor(path), cfg)
+    except (WarehouseError, duckdb.CatalogException):
+        newest = {}
+    now = datetime.now(timezone.utc)
+    found = {}
+    for name in cfg.catalog.sources:
+        section = cfg.sources.get(name)
+        info = runs.get(name, {})
+        last = info.get("last_run") or {}
+        success = datetime.fromisoformat(info["last_success_at"]) if info.get("last_success_at") else None
+        failures = info.get("consecutive_failures", 0)
+        if section is None or not section.enabled:
+            state = "off"
+        elif success is None and name not in newest:
+            state = "failing" if failures else "never"
+        elif failures:
+            state = "failing"
+        elif success is None or now - success > STALE_AFTER_RUNS * _interval(section.schedule) + STALE_GRACE:
+            state = "stale"
+        else:
+            state = "fresh"
+        found[name] = Freshness(name, state, section.schedule if section else None, success, newest.get(name),
+                                failures, last.get("error") if failures else None)
+    return found
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def annotations(path: str, source: str, start: date, end: date) -> list[dict]:
+    """Events to mark on a chart of [start, end]: GitHub releases (from the `github.releases` buckets, per
+    day) and the outages and catch-ups of `source` (from the run log). Each `{kind, start, end, text}` with
+    local wall-clock times; `kind` is release or outage."""
+    cfg = settings(path)
+    tz = ZoneInfo(cfg.warehouse.timezone)
+    found = []
+    if "github.releases" in cfg.catalog.metrics:
+        releases = queries.series_frame(_cursor(path), cfg, queries.SeriesRequest(
+            "github.releases", "day", start, end, by=["repo"])).frame
+        for row in releases[releases["value"] > 0].itertuples():
+            count = int(row.value)
+            found.append({"kind": "release", "start": row.start.to_pydatetime(), "end": None,
+                          "text": f"{row.repo}: {count} release{'s' * (count > 1)}"})
+    first = datetime.combine(start, datetime.min.time(), tz)
+    last = datetime.combine(end + timedelta(days=1), datetime.min.time(), tz)
+    for outage in status_queries.outages(_state(path), since=first):
+        if outage.source != source or outage.start >= last:
+            continue
+        ended = outage.end.astimezone(tz).replace(tzinfo=None) if outage.end else None
+        caught = (f"; caught up {ended:%Y-%m-%d %H:%M}, {outage.caught_up_records:,} records" if ended
+                  else "; still failing")
+        found.append({"kind": "outage", "start": outage.start.astimezone(tz).replace(tzinfo=None), "end": ended,
+                      "text": f"{source} outage: {outage.failed_runs} failed runs ({outage.error}){caught}"})
+    return found
+
+
+@st.cache_data(ttl=300, show_spinner=False)
+def sql_tables(path: str) -> list[dict]:
+    """`sql.queryable_tables`: the tables user SQL may read, with their columns."""
+    return sql.queryable_tables(settings(path), con=_cursor(path))
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def run_sql(path: str, text: str, limit: int) -> sql.SqlResult:
+    """`sql.run_readonly`, cached like every answer (a shared link reruns its query; each run costs a worker
+    process). Raises sql.SqlRefused with one sentence; refusals are not cached."""
+    return sql.run_readonly(settings(path), text, limit)
+
+
+@st.cache_data(ttl=FRESH_TTL, show_spinner=False)
+def source_tables(path: str) -> dict:
+    """Raw rows per source and table, cursors, and quarantined records per source and reason. Raises NoData
+    before the scheduler has created the warehouse."""
+    cfg = settings(path)
+    try:
+        cur = _cursor(path)
+        return {"rows": status_queries.raw_row_counts(cur, cfg), "cursors": status_queries.cursors(cur),
+                "quarantine": status_queries.quarantine_summary(cur)}
+    except WarehouseError:
+        raise NoData(f"There is no warehouse at `{cfg.warehouse_dir}` yet.") from None
+    except duckdb.CatalogException:
+        raise NoData(f"The warehouse at `{cfg.warehouse_dir}` has no tables yet.") from None
+
+
+@st.cache_data(ttl=FRESH_TTL, show_spinner=False)
+def quarantined(path: str, source: str, limit: int = 50) -> list[dict]:
+    return status_queries.quarantine_rows(_cursor(path), source, limit)
+
+
+@st.cache_data(ttl=FRESH_TTL, show_spinner=False)
+def runs(path: str, source: str, limit: int = 10) -> list[dict]:
+    """The newest runs of `source` from the run log, newest first."""
+    return _state(path).recent_runs(source, limit)
+
+
+def backfillable_sources(path: str) -> list[str]:
+    """Enabled sources that collect (not those fed only through the inbox, like the beacon)."""
+    cfg = settings(path)
+    return [name for name in cfg.enabled_sources()
+            if name in collectors.SOURCES and collectors.SOURCES[name].scheduled == collectors.base.COLLECT]
+
+
+def request_backfill(path: str, source: str, start: date, end: date) -> int:
+    return BackfillRequests(_state(path)).queue(source, start, end)
+
+
+def backfill_requests(path: str, limit: int = 20) -> list[dict]:
+    return BackfillRequests(_state(path)).recent(limit)
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def sources_with_data(path: str) -> dict[str, datetime]:
+    """Per source with data, its newest observation (UTC); one small read. Raises NoData like `extents`."""
+    cfg = settings(path)
+    try:
+        return status_queries.latest_data(_cursor(path), cfg)
+    except WarehouseError:
+        raise NoData(f"There is no warehouse at `{cfg.warehouse_dir}` yet.") from None
+    except duckdb.CatalogException:
+        raise NoData(f"The warehouse at `{cfg.warehouse_dir}` has no tables yet.") from None
+
+
+Where = tuple[tuple[str, tuple[str, ...]], ...]
+KpiQuestion = tuple[str, str, date, date, "str | None", Where]                  # kpi_where's arguments
+FrameQuestion = tuple[str, str, date, date, tuple[str, ...], "str | None", Where]   # frame's arguments
+WORKERS = 2
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def kpis_and_frames(path: str, kpis: tuple[KpiQuestion, ...], frames: tuple[FrameQuestion, ...]
+                    ) -> tuple[list, list]:
+    """Many `kpi_where` and `frame` answers at once (a page of tiles), computed on WORKERS threads with a
+    cursor each (DuckDB works outside the GIL). A question that cannot be answered gives its QueryError in
+    its place instead of an answer."""
+    cfg = settings(path)
+
+    def one_kpi(q: KpiQuestion):
+        metric, grain, start, end, compare, where = q
+        try:
+            return queries.kpi(_cursor(path), cfg, metric, grain, start, end, compare,
+                               where={k: list(v) for k, v in where} or None)
+        except queries.QueryError as exc:
+            return exc
+
+    def one_frame(q: FrameQuestion):
+        metric, grain, start, end, by, compare, where = q
+        try:
+            return queries.series_frame(_cursor(path), cfg, queries.SeriesRequest(
+                metric, grain, start, end, where={k: list(v) for k, v in where} or None, by=list(by) or None,
+                compare=compare))
+        except queries.QueryError as exc:
+            return exc
+
+    with ThreadPoolExecutor(WORKERS) as pool:
+        kpi_answers = pool.map(one_kpi, kpis)
+        frame_answers = pool.map(one_frame, frames)
+        return list(kpi_answers), list(frame_answers)

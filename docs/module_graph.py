@@ -20,6 +20,7 @@ LAYERS = [
     {"config"},
     {"warehouse"},
     {"collectors"},
+    {"reports"},
     {"simulators", "alerts"},
     {"api", "dashboard"},
     {"pages"},

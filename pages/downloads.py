@@ -63,6 +63,7 @@ def stars_section(path: str, period: widgets.Period, kpi) -> None:
     st.plotly_chart(chart, key="stars_over_time", config=widgets.CHART_CONFIG)
 
 
+st.set_page_config(layout="wide")    # again here: app.py's is lost when a link opens this page directly
 st.title("Downloads and stars")
 
 path = data.config_path()

@@ -43,6 +43,10 @@ def run_app(config_path: Path, monkeypatch, **query) -> AppTest:
     monkeypatch.setenv("CASKALYTICS_CONFIG", str(config_path))
     at = AppTest.from_file(APP, default_timeout=60)
     at.query_params.update(query)
+    at.run()                                  # the Overview (the default page) first, then this page
+    at.query_params.clear()
+    at.query_params.update(query)
+    at.switch_page("pages/downloads.py")
     return at.run()
 
 
@@ -175,7 +179,7 @@ def test_missing_config_is_reported_in_one_line(tmp_path, monkeypatch):
                     reason="/usr/bin/chromium is absent (apt-get install -y chromium) so no real-browser check")
 def test_real_browser_renders_the_dashboard(warehouse, tmp_path):
     with headless.streamlit_server(warehouse, tmp_path / "streamlit.log") as url, headless.Chromium() as browser:
-        browser.open(url + "?grain=week", charts=3)
+        browser.open(url + "downloads?grain=week", charts=3)
         text = browser.text()
         kpis = browser.evaluate(METRIC_VALUES_JS)
         errors = browser.evaluate("document.querySelectorAll('[data-testid=\"stException\"]').length")

@@ -36,7 +36,7 @@ def cfg(tmp_path_factory):
                     "('2024-01-01 10:00:00+00', 'h1', 'www', 'pageview', '/', 'v1'), "
                     "('2024-01-01 11:00:00+00', 'h2', 'www', 'pageview', '/a', 'v2'), "
                     "('2024-01-02 09:30:00+00', 'h3', 'blog', 'pageview', '/b', 'v1')")
-        con.execute("INSERT INTO lake.rollups VALUES "
+        con.execute("INSERT INTO lake.rollups (grain, bucket, metric, dims, value, last_ts) VALUES "
                     "('day', '2024-01-01', 'beacon.pageviews', '{}', 2, '2024-01-01 11:00:00+00'), "
                     "('day', '2024-01-02', 'beacon.pageviews', '{}', 1, '2024-01-02 09:30:00+00')")
         con.execute("INSERT INTO lake.metric_points VALUES ('2024-01-01 10:00:00+00', 'beacon', "
@@ -236,7 +236,7 @@ def hostile_statements(cfg) -> list[str]:
 STOPPED = [
     "SELECT count(*) FROM range(100000000) a, range(1000000) b",
     "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) SELECT max(n) FROM r",
-    "SELECT len(range(100000000))",                     # in-process: an untracked 9 GB list, a minute
+    "SELECT len(range(1000000000))",                    # 8 GB, untracked by memory_limit: in-process it ran a minute
     "SELECT length(repeat('x', 3000000000))",
     "SELECT max(length(s)) FROM (SELECT string_agg(repeat('x', 1000), '') AS s FROM range(10000000))",
 ]
