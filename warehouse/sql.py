@@ -347,6 +347,11 @@ class _Spare:
                 return
         _dismiss(process)                 # another thread put one in meanwhile
 
+    def pid(self) -> int | None:
+        """The spare's process id, if there is one (for tests and diagnostics)."""
+        with self._lock:
+            return self._worker[2].pid if self._worker else None
+
     def close(self) -> None:
         with self._lock:
             worker, self._worker = self._worker, None
