@@ -5,15 +5,16 @@ spread evenly over 2025 (inserted straight into the lake through the real schema
 the collector would have stored; 150,000 is about a year of the demo's downloads, `--rows 1000000` a busier
 product). A real API (`uvicorn api.main:app`, one worker, bearer token set) serves it.
 
-1. `/sql`: a GROUP BY over the whole year (downloads per month and version, status 200 only), `--repeat` times;
-   prints wall time per request as the client sees it (median, best, worst) and the query's own `elapsed_ms`
-   inside the sandbox. Target: median < 1 s.
+1. `/sql`: a GROUP BY over the whole year (downloads per month and version, status 200 only), `--repeat` times
+   at each of `--pauses` (seconds between requests: 2 = an analyst's pace, when the sandbox's spare worker is
+   ready; 0 = back to back, when it is still starting); prints wall time per request as the client sees it
+   (median, best, worst) and the query's own `elapsed_ms` inside the sandbox. Target: median < 1 s.
 2. With `--export`: `/export/tables/raw_s3_access_logs.{parquet,csv}` for the whole year, read by a streaming
    client and thrown away, against DuckDB's own `COPY (SELECT * EXCLUDE (_batch) FROM lake.raw_s3_access_logs)
    TO file` of the same rows from a direct read-only connection, in the same run. Target (issue 10): ours at
    least 50% of COPY's rows/s.
 
-    python bench/sql_api.py [--rows 150000] [--repeat 10] [--export]
+    python bench/sql_api.py [--rows 150000] [--repeat 10] [--pauses 2 0] [--export]
 """
 from __future__ import annotations
 
@@ -93,10 +94,14 @@ def start_api(config: Path) -> tuple[str, subprocess.Popen]:
     raise SystemExit("the API did not start")
 
 
-def bench_sql(url: str, repeat: int) -> None:
+def bench_sql(url: str, repeat: int, pause: float) -> None:
+    """`repeat` requests `pause` seconds apart: 0 is back to back (the spare worker is still starting when
+    the next query comes), 2 s is an analyst's pace (the spare is ready)."""
     headers = {"Authorization": f"Bearer {TOKEN}"}
+    requests.post(url + "/sql", json={"sql": "SELECT 1"}, headers=headers, timeout=60)    # start the spare
     walls, inside = [], []
     for _ in range(repeat):
+        time.sleep(pause)
         start = time.perf_counter()
         answer = requests.post(url + "/sql", json={"sql": GROUP_BY}, headers=headers, timeout=60)
         walls.append(time.perf_counter() - start)
@@ -104,9 +109,10 @@ def bench_sql(url: str, repeat: int) -> None:
         inside.append(answer.json()["elapsed_ms"])
     rows = len(answer.json()["rows"])
     median = statistics.median(walls)
-    print(f"/sql GROUP BY month, version over a year ({rows} result rows), {repeat} requests: "
+    print(f"/sql GROUP BY month, version over a year ({rows} result rows), {repeat} requests {pause:g} s apart: "
           f"median {median:.3f} s, best {min(walls):.3f} s, worst {max(walls):.3f} s; "
-          f"the query itself {statistics.median(inside):.0f} ms (median) -> {'PASS' if median < 1 else 'MISS'} (< 1 s)")
+          f"the query itself {statistics.median(inside):.0f} ms -> {'PASS' if median < 1 else 'MISS'} (< 1 s)",
+          flush=True)
 
 
 def bench_export(url: str, config: Path, rows: int) -> None:
@@ -140,12 +146,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", type=int, default=150_000)
     parser.add_argument("--repeat", type=int, default=10)
+    parser.add_argument("--pauses", type=float, nargs="+", default=[2.0, 0.0], help="seconds between requests")
     parser.add_argument("--export", action="store_true")
     args = parser.parse_args()
     config = build_lake(args.rows)
     url, process = start_api(config)
     try:
-        bench_sql(url, args.repeat)
+        for pause in args.pauses:
+            bench_sql(url, args.repeat, pause)
         if args.export:
             bench_export(url, config, args.rows)
     finally:
