@@ -399,3 +399,16 @@ def test_every_operation_documents_its_answers_and_none_answers_422(api):
             assert ok and ok.get("content"), (method, path)
             schemas = [c.get("schema") for c in ok["content"].values()]
             assert all(schemas) and schemas != [{}], (method, path, schemas)
+
+
+# --- the README's recipes, as written ----------------------------------------------------------------------------
+
+def test_pandas_reads_parquet_and_csv_urls_with_the_bearer_header(api):
+    options = {"Authorization": f"Bearer {TOKEN}"}
+    frame = pd.read_parquet(f"{api.url}/export/metrics/downloads.parquet?grain=week&from=2026-01-05&to=2026-01-25",
+                            storage_options=options)
+    assert list(frame["value"]) == [p["value"] for p in series_points(api, "downloads", grain="week",
+                                                                       **{"from": "2026-01-05", "to": "2026-01-25"})]
+    rows = pd.read_csv(f"{api.url}/export/tables/raw_s3_access_logs.csv?from=2026-01-10&to=2026-01-10",
+                       storage_options=options)
+    assert len(rows) == local_day_count(api, "raw_s3_access_logs", "ts", "2026-01-10", "2026-01-10")
