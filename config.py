@@ -47,6 +47,11 @@ class ApiConfig(Section):
     host: str = "127.0.0.1"
     port: int = 8000
     token_env: str = "CASKALYTICS_API_TOKEN"
+    # POST /sql: the time limit of one query, and the most rows a JSON answer may ask for with "limit"
+    sql_timeout_seconds: float = Field(10.0, gt=0, le=3600)
+    sql_row_limit: int = Field(100_000, ge=1, le=100_000)
+    # Exports (/export/..., POST /sql?format=): the whole stream, the client's reading of it included
+    export_timeout_seconds: float = Field(900.0, gt=0, le=3600)
 
 
 class DashboardConfig(Section):

@@ -17,7 +17,8 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 
 from alerts.rules import RuleError, check_rule, stored_rule
-from api.notify import NotifyServices, authorized, error, notify_services
+from api import schemas
+from api.notify import NotifyServices, answers, authorized, error, notify_services
 from warehouse.alert_store import AlertStore
 
 router = APIRouter(tags=["alerts"])
@@ -38,7 +39,7 @@ def _rules(svc: NotifyServices) -> list[dict]:
     return answer
 
 
-@router.get("/alerts/rules", response_model=None)
+@router.get("/alerts/rules", response_model=None, responses=answers(200, schemas.AlertRules))
 async def list_rules(request: Request, svc: NotifyServices = Depends(notify_services)) -> Response | dict:
     if (denied := authorized(request, svc)) is not None:
         return denied
@@ -62,7 +63,7 @@ def add_rule(svc: NotifyServices, body: bytes) -> dict:
     return stored
 
 
-@router.post("/alerts/rules", response_model=None)
+@router.post("/alerts/rules", response_model=None, status_code=201, responses=answers(201, schemas.AlertRuleStored))
 async def create_rule(request: Request, svc: NotifyServices = Depends(notify_services)) -> Response:
     if (denied := authorized(request, svc)) is not None:
         return denied
@@ -76,7 +77,7 @@ async def create_rule(request: Request, svc: NotifyServices = Depends(notify_ser
     return JSONResponse({"rule": stored}, status_code=201)
 
 
-@router.delete("/alerts/rules/{name}", response_model=None)
+@router.delete("/alerts/rules/{name}", response_model=None, responses=answers(200, schemas.AlertRuleDeleted))
 async def delete_rule(name: str, request: Request, svc: NotifyServices = Depends(notify_services)) -> Response:
     if (denied := authorized(request, svc)) is not None:
         return denied
@@ -87,7 +88,7 @@ async def delete_rule(name: str, request: Request, svc: NotifyServices = Depends
     return JSONResponse({"deleted": name})
 
 
-@router.get("/alerts/events", response_model=None)
+@router.get("/alerts/events", response_model=None, responses=answers(200, schemas.AlertEvents))
 async def events(request: Request, rule: str | None = None, limit: str = "50",
                  svc: NotifyServices = Depends(notify_services)) -> Response | dict:
     if (denied := authorized(request, svc)) is not None:

@@ -40,11 +40,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote_plus, urlsplit
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
 from api.deps import require_token, services
+from api.params import Day
+from api.schemas import ERRORS, Dropped
 from collectors.beacon import BeaconConfig, Hit, encode
 from config import Config
 from warehouse.beacon_state import BeaconState, Busy
@@ -535,17 +537,20 @@ async def lifespan(_app) -> AsyncIterator[None]:
 router = APIRouter(lifespan=lifespan)
 
 
-@router.get("/js/caskalytics.js", tags=["web beacon"], response_class=Response)
+@router.get("/js/caskalytics.js", tags=["web beacon"], response_class=Response,
+            responses={200: {"content": {"application/javascript": {"schema": {"type": "string"}}},
+                             "description": "The beacon snippet"}})
 async def snippet() -> Response:
     """The snippet to embed (README, "Web beacon")."""
     return Response(edge().snippet(), media_type="application/javascript",
                     headers={"Cache-Control": "public, max-age=3600", **CORS})
 
 
-@router.get("/beacon/dropped", tags=["web beacon"])
-async def dropped(request: Request, since: str | None = None) -> dict:
+@router.get("/beacon/dropped", tags=["web beacon"], response_model=Dropped, responses=ERRORS)
+async def dropped(request: Request, since: Day | None = Query(None, description="First UTC day, YYYY-MM-DD")) -> dict:
     """Hits not counted, per UTC day and reason (README, "Web beacon")."""
     require_token(request)
     beacon = edge()
     await beacon.commits.flush_dropped()
-    return {"dropped": await run_in_threadpool(beacon.beacon_state.dropped, since)}
+    day = since.isoformat() if since else None
+    return {"dropped": await run_in_threadpool(beacon.beacon_state.dropped, day)}

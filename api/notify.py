@@ -26,6 +26,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from alerts.channels import mask
+from api import schemas
 from api.deps import check_token, services
 from alerts.unsubscribe import (SubscriptionError, as_dict, list_subscriptions, subscribe,
                                 token_subscription, unsubscribe, unsubscribe_with_token)
@@ -59,6 +60,15 @@ def notify_services() -> NotifyServices:
         return _services
 
 
+def answers(status: int, model, html: bool = False) -> dict:
+    """The OpenAPI entries of a route that builds its responses itself: its JSON answer (or an HTML page, for
+    browsers), and the error shape."""
+    content = {"application/json": {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}}
+    if html:
+        content["text/html"] = {"schema": {"type": "string"}}
+    return {status: {"model": model, "content": content}, **schemas.ERRORS}
+
+
 def error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
@@ -81,7 +91,7 @@ def wants_html(request: Request) -> bool:
 
 
 # -- one-click unsubscribe ----------------------------------------------------------------------------------
-@router.get("/unsubscribe", response_model=None)
+@router.get("/unsubscribe", response_model=None, responses=answers(200, schemas.UnsubscribeLink, html=True))
 async def unsubscribe_page(request: Request, token: str = "",
                            svc: NotifyServices = Depends(notify_services)) -> Response:
     try:
@@ -97,7 +107,7 @@ async def unsubscribe_page(request: Request, token: str = "",
             "unsubscribe": "POST this URL to unsubscribe"}
 
 
-@router.post("/unsubscribe", response_model=None)
+@router.post("/unsubscribe", response_model=None, responses=answers(200, schemas.Unsubscribed, html=True))
 async def unsubscribe_now(request: Request, token: str = "",
                           svc: NotifyServices = Depends(notify_services)) -> Response:
     """RFC 8058: the mail client POSTs `List-Unsubscribe=One-Click` to the link; our page's button POSTs the
@@ -129,7 +139,7 @@ def _page(title: str, text: str, extra: str = "") -> str:
 
 
 # -- subscriptions ------------------------------------------------------------------------------------------
-@router.get("/subscriptions", response_model=None)
+@router.get("/subscriptions", response_model=None, responses=answers(200, schemas.Subscriptions))
 async def subscriptions(request: Request, topic: str | None = None, address: str | None = None,
                         include_unsubscribed: str = Query("false", alias="all"),
                         svc: NotifyServices = Depends(notify_services)) -> Response | dict:
@@ -144,7 +154,8 @@ async def subscriptions(request: Request, topic: str | None = None, address: str
     return {"subscriptions": rows}
 
 
-@router.post("/subscriptions", response_model=None)
+@router.post("/subscriptions", response_model=None, status_code=201,
+             responses=answers(201, schemas.SubscriptionAdded))
 async def add_subscription(request: Request, svc: NotifyServices = Depends(notify_services)) -> Response:
     if (denied := authorized(request, svc)) is not None:
         return denied
@@ -156,7 +167,7 @@ async def add_subscription(request: Request, svc: NotifyServices = Depends(notif
     return JSONResponse({"subscription": as_dict(sub)}, status_code=201)
 
 
-@router.delete("/subscriptions", response_model=None)
+@router.delete("/subscriptions", response_model=None, responses=answers(200, schemas.SubscriptionRemoved))
 async def remove_subscription(request: Request, svc: NotifyServices = Depends(notify_services)) -> Response:
     if (denied := authorized(request, svc)) is not None:
         return denied
@@ -193,8 +204,9 @@ async def _subscription_fields(request: Request) -> dict[str, Any]:
 
 
 # -- outbox -------------------------------------------------------------------------------------------------
-@router.get("/outbox", response_model=None)
-async def outbox(request: Request, status: str | None = None, limit: str = "50",
+@router.get("/outbox", response_model=None, responses=answers(200, schemas.Outbox))
+async def outbox(request: Request, status: str | None = Query(None, json_schema_extra={"enum": list(OUTBOX_STATUSES)}),
+                 limit: str = Query("50", description="1 to 500", json_schema_extra={"pattern": "^[0-9]+$"}),
                  svc: NotifyServices = Depends(notify_services)) -> Response | dict:
     if (denied := authorized(request, svc)) is not None:
         return denied

@@ -33,11 +33,18 @@ Three layers, each enough for some attacks and none trusted alone:
    that is somehow still there KILL_GRACE_S after the limit is killed. At most MAX_CONCURRENT
    queries run at once. The API's long-lived connections never see user SQL.
 
-A worker costs ~0.6 s of CPU to start (Python, DuckDB, checking the two extensions' signatures, ATTACH):
-right for ad-hoc SQL and exports, not for dashboard widgets, which call `warehouse` query functions.
+A worker costs ~0.6 s of CPU to start (Python, DuckDB, checking the two extensions' signatures, ATTACH), over
+1 s of wall time on a busy machine. So `run_readonly` keeps one spare: a worker started ahead, already locked
+down (its connection built and the lake attached read-only), waiting for its query on stdin. A query takes
+the spare if it was made for the same set-up (same config, limits and callable functions) and is younger than
+SPARE_MAX_AGE_S, and a new spare starts when the answer is in. The spare is the same process with the same
+guarantees: it has run no SQL but its own set-up, serves exactly one query, and each query still sees the
+lake's latest snapshot (DuckLake reads the catalog per transaction). Streams (`readonly_batches`) start
+their own worker: an export takes seconds anyway. `SPARE_WORKER = False` turns the spare off.
 """
 from __future__ import annotations
 
+import atexit
 import functools
 import json
 import logging
@@ -46,6 +53,7 @@ import re
 import subprocess
 import sys
 import threading
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,6 +83,8 @@ MAX_CONCURRENT = 2
 MAX_ANSWER_BYTES = 64_000_000  # run_readonly's JSON answer; exports stream instead
 KILL_GRACE_S = 30.0            # the worker stops itself at the limit + 2 s; this kill is the last resort
 WORKER = Path(__file__).with_name("sql_worker.py")
+SPARE_WORKER = True            # keep one locked-down worker started ahead for run_readonly
+SPARE_MAX_AGE_S = 600.0        # an older spare is replaced rather than used
 
 _slots = threading.BoundedSemaphore(MAX_CONCURRENT)
 
@@ -150,15 +160,20 @@ def run_readonly(cfg: Config, sql: str, limit: int = DEFAULT_LIMIT, timeout_s: f
         raise SqlRefused(f"the row limit must be a whole number from 0 to {MAX_LIMIT}")
     timeout = _timeout(timeout_s)
     text = check_select(sql, table_kinds(cfg), reserved=_reserved_names(cfg))   # refuse at once, without a process
-    request = _request(cfg, text, timeout, mode="rows", limit=limit)
+    setup = _setup(cfg)
+    query = _query(text, timeout, mode="rows", limit=limit)
     with _slot(timeout):
-        process = _start(request)
+        process = _spares.take(setup) if SPARE_WORKER else None
+        if process is None:
+            process = _start(setup)
         try:
-            out, err = process.communicate(json.dumps(request).encode(), timeout=timeout + KILL_GRACE_S)
+            out, err = process.communicate(_line(query), timeout=timeout + KILL_GRACE_S)
         except subprocess.TimeoutExpired:
             process.kill()
             process.communicate()
             raise SqlRefused(_ran_too_long(timeout)) from None
+    if SPARE_WORKER:
+        _spares.prepare(setup)
     if process.returncode != 0:
         raise SqlRefused(_worker_error(err, process.returncode))
     answer = json.loads(out)
@@ -191,9 +206,9 @@ def readonly_batches(cfg: Config, sql: str, timeout_s: float | None = None,
     import pyarrow as pa
     timeout = _timeout(timeout_s)
     text = check_select(sql, table_kinds(cfg), reserved=_reserved_names(cfg))
-    request = _request(cfg, text, timeout, mode="arrow", batch_rows=batch_rows)
+    setup, query = _setup(cfg), _query(text, timeout, mode="arrow", batch_rows=batch_rows)
     with _slot(timeout):
-        process = _start(request)
+        process = _start(setup)
         killed = threading.Event()
         watchdog = threading.Timer(timeout + KILL_GRACE_S, lambda: (killed.set(), process.kill()))
         watchdog.daemon = True
@@ -219,7 +234,7 @@ def readonly_batches(cfg: Config, sql: str, timeout_s: float | None = None,
                 raise failure()
 
         try:
-            process.stdin.write(json.dumps(request).encode())
+            process.stdin.write(_line(query))
             process.stdin.close()
             try:
                 reader = pa.ipc.open_stream(process.stdout)
@@ -246,16 +261,31 @@ def _timeout(timeout_s: float | None) -> float:
     return float(timeout)
 
 
-def _request(cfg: Config, sql: str, timeout: float, *, mode: str, limit: int = 0, batch_rows: int = 0) -> dict:
+def _setup(cfg: Config) -> dict:
+    """The worker's first line: everything its locked-down connection and its checks need but the query."""
     if not lake.catalog_path(cfg).exists():
         raise SqlRefused("the lake does not exist yet: start the scheduler (or `make run`) first")
     return {
-        "sql": sql, "tables": sorted(table_kinds(cfg)), "functions": sorted(callable_functions()), "mode": mode, "limit": limit, "batch_rows": batch_rows,
-        "timeout_s": timeout, "max_answer_bytes": MAX_ANSWER_BYTES,
+        "tables": sorted(table_kinds(cfg)), "functions": sorted(callable_functions()),
+        "max_answer_bytes": MAX_ANSWER_BYTES,
         "memory_limit_mb": MEMORY_LIMIT_MB, "address_space_mb": ADDRESS_SPACE_MB, "threads": THREADS,
         "extensions": [str(path) for path in lake.extension_files(cfg)],
         "attach": lake.attach_statement(cfg, read_only=True), "data_path": lake.data_path(cfg),
     }
+
+
+def _query(sql: str, timeout: float, *, mode: str, limit: int = 0, batch_rows: int = 0) -> dict:
+    """The worker's second line."""
+    return {"sql": sql, "mode": mode, "limit": limit, "batch_rows": batch_rows, "timeout_s": timeout}
+
+
+def _request(cfg: Config, sql: str, timeout: float, *, mode: str, limit: int = 0, batch_rows: int = 0) -> dict:
+    """Both lines in one dict (what the worker works from)."""
+    return {**_setup(cfg), **_query(sql, timeout, mode=mode, limit=limit, batch_rows=batch_rows)}
+
+
+def _line(message: dict) -> bytes:
+    return json.dumps(message).encode() + b"\n"
 
 
 @contextmanager
@@ -268,11 +298,78 @@ def _slot(timeout: float):
         _slots.release()
 
 
-def _start(request: dict) -> subprocess.Popen:
+def _start(setup: dict) -> subprocess.Popen:
+    """A worker that has its set-up line and builds its connection while the query is on its way."""
     # Fewer malloc arenas: each reserves address space, which counts against the worker's RLIMIT_AS.
     env = {**os.environ, "MALLOC_ARENA_MAX": "2"}
-    return subprocess.Popen([sys.executable, str(WORKER)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, env=env, close_fds=True)
+    process = subprocess.Popen([sys.executable, str(WORKER)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, env=env, close_fds=True)
+    process.stdin.write(_line(setup))
+    process.stdin.flush()
+    return process
+
+
+class _Spare:
+    """At most one worker started ahead, for the next run_readonly with the same set-up."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._worker: tuple[str, float, subprocess.Popen] | None = None
+
+    def take(self, setup: dict) -> subprocess.Popen | None:
+        key = json.dumps(setup, sort_keys=True)
+        with self._lock:
+            worker, self._worker = self._worker, None
+        if worker is None:
+            return None
+        made_for, started, process = worker
+        if made_for == key and time.monotonic() - started < SPARE_MAX_AGE_S and process.poll() is None:
+            return process
+        _dismiss(process)
+        return None
+
+    def prepare(self, setup: dict) -> None:
+        key = json.dumps(setup, sort_keys=True)
+        with self._lock:
+            if self._worker is not None and self._worker[0] == key and self._worker[2].poll() is None:
+                return
+            old, self._worker = self._worker, None
+        if old is not None:
+            _dismiss(old[2])
+        try:
+            process = _start(setup)
+        except OSError as exc:            # no spare is no failure: the next query starts its own worker
+            log.warning("cannot start a spare SQL worker: %s", exc)
+            return
+        with self._lock:
+            if self._worker is None:
+                self._worker = (key, time.monotonic(), process)
+                return
+        _dismiss(process)                 # another thread put one in meanwhile
+
+    def pid(self) -> int | None:
+        """The spare's process id, if there is one (for tests and diagnostics)."""
+        with self._lock:
+            return self._worker[2].pid if self._worker else None
+
+    def close(self) -> None:
+        with self._lock:
+            worker, self._worker = self._worker, None
+        if worker is not None:
+            _dismiss(worker[2])
+
+
+def _dismiss(process: subprocess.Popen) -> None:
+    """End an unused worker: end of input tells it to exit; kill it if it does not."""
+    try:
+        process.communicate(timeout=5)
+    except (subprocess.TimeoutExpired, OSError, ValueError):
+        process.kill()
+        process.communicate()
+
+
+_spares = _Spare()
+atexit.register(_spares.close)
 
 
 def _ran_too_long(timeout: float) -> str:

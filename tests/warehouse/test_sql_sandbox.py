@@ -83,7 +83,9 @@ def refusal(cfg, statement: str, **kw) -> str:
 
 
 def child_pids() -> set[str]:
-    return {pid for f in Path("/proc/self/task").glob("*/children") for pid in f.read_text().split()}
+    """This process's children but the spare worker (`warehouse.sql._Spare`), which is kept on purpose."""
+    spare = sql._spares.pid()
+    return {pid for f in Path("/proc/self/task").glob("*/children") for pid in f.read_text().split()} - {str(spare)}
 
 
 def test_a_group_by_answers_with_its_columns_types_and_rows(cfg):
@@ -366,3 +368,24 @@ def test_only_two_queries_run_at_once(cfg):
     with sql.readonly_batches(cfg, "SELECT * FROM range(1000)"), sql.readonly_batches(cfg, "SELECT 1"):
         assert "too many SQL queries" in refusal(cfg, "SELECT 1", timeout_s=0.5)
     assert sql.run_readonly(cfg, "SELECT 2").rows == [[2]]
+
+
+def test_the_spare_worker_serves_one_query_sees_new_commits_and_keeps_the_limits(cfg):
+    """The worker started ahead (warehouse.sql, SPARE_WORKER) is used once, sees rows committed after it
+    attached the lake, and is as locked down as a fresh one."""
+    sql.run_readonly(cfg, "SELECT 1")                 # leaves a spare ready
+    spare = sql._spares.pid()
+    assert spare is not None
+    time.sleep(3)                                     # let it attach the lake before the new commit
+    con = lake.connect(cfg, read_only=False)
+    try:
+        con.execute("INSERT INTO lake.quarantine (received_at, source, reason) VALUES (now(), 'beacon', 'spare test')")
+        before = snapshot(cfg)
+        assert sql.run_readonly(cfg, "SELECT count(*) FROM quarantine WHERE reason = 'spare test'").rows == [[1]]
+        assert sql._spares.pid() not in (None, spare)    # used once, replaced by a new one
+        assert "read_csv" in refusal(cfg, "SELECT * FROM read_csv('/etc/passwd')")
+        assert "longer than 1 s" in refusal(cfg, "SELECT count(*) FROM range(10000000000)", timeout_s=1)
+        assert snapshot(cfg) == before
+    finally:
+        con.execute("DELETE FROM lake.quarantine WHERE reason = 'spare test'")
+        con.close()
