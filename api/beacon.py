@@ -1,7 +1,7 @@
 """The web beacon's HTTP edge: `POST /api/event` (the JavaScript snippet), `GET /b.gif` (the pixel for
 `<noscript>` and e-mail opens), and `GET /js/caskalytics.js` (the snippet itself).
 
-A hit passes these steps in order; each passes it on or drops it with a typed reason (README, "Web beacon"):
+A hit passes these steps in order; each passes it on or drops it with a typed reason (docs/beacon.md):
 
     parse      the request becomes an `Incoming` value: sizes capped, url required, names checked    -> invalid (400)
     enabled    [sources.beacon] is configured and enabled                                          -> disabled (404)
@@ -109,7 +109,7 @@ def site_name(host: str) -> str:
 
 
 def parse(values: dict[str, Any]) -> Incoming:
-    """The documented fields (README "Web beacon"): url (required), site, name, referrer, visitor, utm_*."""
+    """The documented fields (docs/beacon.md): url (required), site, name, referrer, visitor, utm_*."""
     url = _text(values, "url", MAX_URL)
     if url is None:
         raise invalid("url is required")
@@ -541,14 +541,14 @@ router = APIRouter(lifespan=lifespan)
             responses={200: {"content": {"application/javascript": {"schema": {"type": "string"}}},
                              "description": "The beacon snippet"}})
 async def snippet() -> Response:
-    """The snippet to embed (README, "Web beacon")."""
+    """The snippet to embed (docs/beacon.md)."""
     return Response(edge().snippet(), media_type="application/javascript",
                     headers={"Cache-Control": "public, max-age=3600", **CORS})
 
 
 @router.get("/beacon/dropped", tags=["web beacon"], response_model=Dropped, responses=ERRORS)
 async def dropped(request: Request, since: Day | None = Query(None, description="First UTC day, YYYY-MM-DD")) -> dict:
-    """Hits not counted, per UTC day and reason (README, "Web beacon")."""
+    """Hits not counted, per UTC day and reason (docs/beacon.md)."""
     require_token(request)
     beacon = edge()
     await beacon.commits.flush_dropped()

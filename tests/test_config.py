@@ -224,3 +224,8 @@ def test_every_process_refuses_a_bad_config_at_start_with_the_same_line(tmp_path
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith("error: ") and "warehouse.timezone expected an IANA time zone name" in last
     assert "Traceback" not in done.stderr
+
+
+def test_the_example_config_loads_with_every_source_on():
+    cfg = collectors.load_config(Path(collectors.__file__).parents[1] / "config.example.toml")
+    assert set(cfg.enabled_sources()) == set(collectors.SOURCES)
