@@ -1,5 +1,5 @@
 """Replication: Litestream streams the two SQLite files (lake catalog, state) to a replica folder or bucket.
-Parquet data files are not SQLite: with a local data path they stay on this machine (see README)."""
+Parquet data files are not SQLite: with a local data path they stay on this machine (docs/architecture.md, "Storage")."""
 from __future__ import annotations
 
 import shutil
