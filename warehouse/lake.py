@@ -7,8 +7,10 @@ own download would need the internet, and their signatures are checked on LOAD (
 from __future__ import annotations
 
 import importlib.util
+import os
 import sqlite3
 import threading
+from contextlib import closing
 from pathlib import Path
 
 import duckdb
@@ -42,11 +44,33 @@ def data_path(cfg: Config) -> str:
     return cfg.warehouse.data_path or str(cfg.warehouse_dir / "lake") + "/"
 
 
-def _create_catalog_file(path: Path) -> None:
-    """Litestream replicates WAL-mode SQLite only; the mode persists in the file once set."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with sqlite3.connect(path) as con:
-        con.execute("PRAGMA journal_mode=wal")
+def _create_lake(cfg: Config) -> None:
+    """Make a new lake's catalog under a private name, let DuckLake write its tables into it, and only then
+    link it into place. A reader attaching meanwhile finds no catalog ("does not exist yet") or a whole one,
+    never the half-made file DuckLake's first ATTACH is writing (it answered `Existing DuckLake at ...`), and a
+    writer killed halfway leaves only its private file. Two writers racing: the first link wins, the other
+    uses it. The catalog is in WAL mode (Litestream replicates WAL-mode SQLite only; the mode persists)."""
+    catalog = catalog_path(cfg)
+    catalog.parent.mkdir(parents=True, exist_ok=True)
+    making = catalog.with_name(f".{catalog.name}.making-{os.getpid()}")
+    parts = [making, making.with_name(making.name + "-wal"), making.with_name(making.name + "-shm")]
+    try:
+        with closing(sqlite3.connect(making)) as con:
+            con.execute("PRAGMA journal_mode=wal")
+        con = _duckdb(cfg)
+        try:
+            con.execute(attach_statement(cfg, read_only=False, catalog=making))
+        finally:
+            con.close()
+        with closing(sqlite3.connect(making)) as con:
+            con.execute("PRAGMA wal_checkpoint(TRUNCATE)")      # all of it in the one file that is linked
+        try:
+            os.link(making, catalog)
+        except FileExistsError:
+            pass
+    finally:
+        for part in parts:
+            part.unlink(missing_ok=True)
 
 
 def extension_files(cfg: Config) -> list[Path]:
@@ -55,12 +79,21 @@ def extension_files(cfg: Config) -> list[Path]:
     return [extension_file(name) for name in needed]
 
 
-def attach_statement(cfg: Config, *, read_only: bool) -> str:
+def attach_statement(cfg: Config, *, read_only: bool, catalog: Path | None = None) -> str:
     """The ATTACH that makes the lake `lake` (also run by the read-only SQL sandbox's own process)."""
     options = [f"DATA_PATH '{data_path(cfg)}'", f"DATA_INLINING_ROW_LIMIT {INLINE_ROW_LIMIT}"]
     if read_only:
         options.append("READ_ONLY")
-    return f"ATTACH 'ducklake:sqlite:{catalog_path(cfg)}' AS lake ({', '.join(options)})"
+    return f"ATTACH 'ducklake:sqlite:{catalog or catalog_path(cfg)}' AS lake ({', '.join(options)})"
+
+
+def _duckdb(cfg: Config) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection in UTC with the lake's extensions loaded from their wheels (never downloaded)."""
+    con = duckdb.connect(config={"autoinstall_known_extensions": False, "autoload_known_extensions": False})
+    con.execute("SET TimeZone = 'UTC'")
+    for path in extension_files(cfg):
+        con.execute(f"LOAD '{path}'")
+    return con
 
 
 def connect(cfg: Config, *, read_only: bool) -> duckdb.DuckDBPyConnection:
@@ -69,14 +102,9 @@ def connect(cfg: Config, *, read_only: bool) -> duckdb.DuckDBPyConnection:
     if not catalog.exists():
         if read_only:
             raise WarehouseError(f"{catalog} does not exist yet: start the scheduler (or `make run`) first")
-        _create_catalog_file(catalog)
-    con = duckdb.connect(config={
-        "autoinstall_known_extensions": False,
-        "autoload_known_extensions": False,
-    })
-    con.execute("SET TimeZone = 'UTC'")
-    for path in extension_files(cfg):
-        con.execute(f"LOAD '{path}'")
+        _create_lake(cfg)
+    con = _duckdb(cfg)
+
     def attach():
         try:
             con.execute(attach_statement(cfg, read_only=read_only))
