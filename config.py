@@ -83,6 +83,11 @@ class DemoConfig(Section):
     simulators: StrictBool = False
     moto_port: int = 5055
     github_port: int = 8091
+    mail: StrictBool = True      # a local SendGrid at [notify.email] sendgrid_url, writing <dir>/mail/
+
+
+# The demo's stand-in credential for its local SendGrid (the sources declare theirs in `Source.demo`).
+DEMO_NOTIFY_SECRETS = {"DEMO_SENDGRID_API_KEY": "demo-sendgrid-key"}
 
 
 class ReplicationConfig(Section):

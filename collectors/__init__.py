@@ -44,5 +44,6 @@ def config_from_dict(data: dict[str, Any], path: str | Path = "config.toml") -> 
     cfg = config.from_dict(data, path, {name: source.settings for name, source in SOURCES.items()})
     cfg._catalog = Catalog(SOURCES.values())
     if cfg.demo.simulators:
-        cfg._demo_secrets = {name: value for source in SOURCES.values() for name, value in source.demo.secrets.items()}
+        cfg._demo_secrets = {**config.DEMO_NOTIFY_SECRETS,
+                             **{name: value for source in SOURCES.values() for name, value in source.demo.secrets.items()}}
     return cfg
