@@ -476,7 +476,8 @@ SOURCE = Source(
         ),
         RawTable("raw_github_stargazers", "ts TIMESTAMPTZ, repo VARCHAR, login VARCHAR", key=("repo", "login", "ts")),
         RawTable("raw_github_pulls", "ts TIMESTAMPTZ, repo VARCHAR, number BIGINT", key=("repo", "number")),
-        RawTable("raw_github_releases", "ts TIMESTAMPTZ, repo VARCHAR, release_id BIGINT, tag VARCHAR", key=("repo", "release_id")),
+        RawTable("raw_github_releases", "ts TIMESTAMPTZ, repo VARCHAR, release_id BIGINT, tag VARCHAR",
+                 key=("repo", "release_id")),
     ),
     metrics=(
         Metric("github.stars", GAUGE, ("repo",), "Stargazers of the repository",

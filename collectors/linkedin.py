@@ -252,8 +252,10 @@ SOURCE = Source(
     tables=(
         # Exact follower counts (ts = the API's clock) and daily gains (ts = 12:00 UTC of the day; every fetch
         # kept, the latest counts).
-        RawTable("raw_linkedin_followers", "ts TIMESTAMPTZ, organization VARCHAR, followers BIGINT", key=("organization", "ts")),
-        RawTable("raw_linkedin_follower_gains", "ts TIMESTAMPTZ, organization VARCHAR, organic_gain BIGINT, " "paid_gain BIGINT, fetched_at TIMESTAMPTZ", key=("organization", "ts", "fetched_at")),
+        RawTable("raw_linkedin_followers", "ts TIMESTAMPTZ, organization VARCHAR, followers BIGINT",
+                 key=("organization", "ts")),
+        RawTable("raw_linkedin_follower_gains", "ts TIMESTAMPTZ, organization VARCHAR, organic_gain BIGINT, "
+                 "paid_gain BIGINT, fetched_at TIMESTAMPTZ", key=("organization", "ts", "fetched_at")),
     ),
     metrics=(
         Metric("linkedin.followers", GAUGE, (),

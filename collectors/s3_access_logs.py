@@ -239,7 +239,8 @@ SOURCE = Source(
             same_key_same_ts=True,
         ),
         # S3 log objects already read: a late-delivered object is read once, a re-listed one never again.
-        RawTable("s3_objects_read", "bucket VARCHAR, key VARCHAR, etag VARCHAR, size BIGINT, lines BIGINT", key=("bucket", "key"), time_partitioned=False),
+        RawTable("s3_objects_read", "bucket VARCHAR, key VARCHAR, etag VARCHAR, size BIGINT, lines BIGINT",
+                 key=("bucket", "key"), time_partitioned=False),
     ),
     metrics=(
         Metric("downloads", COUNTER, ("version", "artifact"),

@@ -170,10 +170,11 @@ SOURCE = Source(
     tables=(
         # Keyword rankings (ts = 12:00 UTC of `date`); a (day, keyword, domain) is kept as first reported.
         RawTable("raw_seo", "ts TIMESTAMPTZ, date DATE, keyword VARCHAR, domain VARCHAR, position INTEGER, "
-            "search_volume BIGINT, provider VARCHAR, origin VARCHAR", key=("ts", "keyword", "domain", "provider"),
-            same_key_same_ts=True),
+                 "search_volume BIGINT, provider VARCHAR, origin VARCHAR", key=("ts", "keyword", "domain", "provider"),
+                 same_key_same_ts=True),
         # CSV files already imported (by name and content): each file once, a corrected copy again.
-        RawTable("seo_files_read", "name VARCHAR, sha256 VARCHAR, rows BIGINT, rejected BIGINT", key=("name", "sha256"), time_partitioned=False),
+        RawTable("seo_files_read", "name VARCHAR, sha256 VARCHAR, rows BIGINT, rejected BIGINT", key=("name", "sha256"),
+                 time_partitioned=False),
     ),
     metrics=(
         Metric("seo.share_of_voice", GAUGE, ("brand",),

@@ -255,7 +255,8 @@ SOURCE = Source(
         observation_table("youtube"),
         # Channel snapshots (ts = the API's clock; subscribers NULL when the channel hides its count); the
         # daily report rows (views, subscribers gained and lost) are observations: every fetch kept, the latest counts.
-        RawTable("raw_youtube_channel", "ts TIMESTAMPTZ, channel_id VARCHAR, subscribers BIGINT, hidden BOOLEAN, " "views BIGINT, videos BIGINT", key=("channel_id", "ts")),
+        RawTable("raw_youtube_channel", "ts TIMESTAMPTZ, channel_id VARCHAR, subscribers BIGINT, hidden BOOLEAN, "
+                 "views BIGINT, videos BIGINT", key=("channel_id", "ts")),
     ),
     metrics=(
         Metric("youtube.views", COUNTER, (), "Views of the channel's videos per day (YouTube Analytics)",
