@@ -10,6 +10,7 @@ from pathlib import Path
 
 import collectors
 from config import Config
+from simulators import sendgrid
 from simulators.ports import wait_for_port
 
 BIN = Path(sys.executable).parent
@@ -36,7 +37,6 @@ def start_simulators(cfg: Config, start: Callable[[str, list[str], dict[str, str
         if port:
             wait_for_port(port, f"{source.name} simulator")
     if cfg.demo.mail:      # alerts and digests go to a local SendGrid that keeps each message in var/mail/
-        from simulators import sendgrid
         args, port = sendgrid.demo_process(cfg)
         key_env = cfg.notify.email.sendgrid_api_key_env
         start("sendgrid-simulator", [sys.executable, "-m", "simulators.sendgrid", *args], {key_env: cfg.secret(key_env) or ""})
