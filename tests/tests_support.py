@@ -33,3 +33,20 @@ def record_run(state, source: str, kind: str = "collect", error: str | None = No
                 raise ConfigError(error)
     except ConfigError:
         pass
+
+
+def start_spawned(ctx, target, *args, daemon: bool = True):
+    """Start `target(*args)` in a spawned process (a fresh interpreter, as the scheduler, the API and the
+    dashboard are). A spawned child re-runs the parent's __main__ file; after the dashboard tests Streamlit's
+    AppTest has left app.py there, so its file is hidden while the child starts (the children need nothing
+    from __main__)."""
+    import sys
+    process = ctx.Process(target=target, args=args, daemon=daemon)
+    main = sys.modules["__main__"]
+    saved = main.__dict__.pop("__file__", None)
+    try:
+        process.start()
+    finally:
+        if saved is not None:
+            main.__file__ = saved
+    return process

@@ -9,31 +9,17 @@ from __future__ import annotations
 import json
 import multiprocessing
 import queue as queue_module
-import sys
 
 from warehouse.writer import Writer
 from warehouse import cube, lake
 
 import lake_workers
+from tests_support import start_spawned
 
 SIZE = 7            # rows per batch: any partial batch shows as a count that is not a multiple of 7
 BATCHES = 60
 CUBE_EVERY = 10
 TIMEOUT = 240
-
-
-def start(ctx, target, *args):
-    process = ctx.Process(target=target, args=args, daemon=True)
-    # A spawned child re-runs the parent's __main__ file; after the dashboard tests Streamlit's AppTest has
-    # left app.py there. The workers need nothing from __main__, so hide its file while starting them.
-    main = sys.modules["__main__"]
-    saved = main.__dict__.pop("__file__", None)
-    try:
-        process.start()
-    finally:
-        if saved is not None:
-            main.__file__ = saved
-    return process
 
 
 def gather(q, names: set[str], kind: str) -> dict:
@@ -67,9 +53,9 @@ def test_one_writer_and_four_readers_at_once_never_error_and_see_whole_batches(t
     ctx = multiprocessing.get_context("spawn")
     q, go, stop = ctx.Queue(), ctx.Event(), ctx.Event()
     readers = {f"reader{i}": mode for i, mode in enumerate(["reader", "reader", "connect", "connect"])}
-    processes = [start(ctx, lake_workers.read_loop, directory, name, mode, SIZE, "s3_access_logs.w", go, stop, q)
+    processes = [start_spawned(ctx, lake_workers.read_loop, directory, name, mode, SIZE, "s3_access_logs.w", go, stop, q)
                  for name, mode in readers.items()]
-    processes.append(start(ctx, lake_workers.write_batches, directory, "w", BATCHES, SIZE, CUBE_EVERY, go, q))
+    processes.append(start_spawned(ctx, lake_workers.write_batches, directory, "w", BATCHES, SIZE, CUBE_EVERY, go, q))
     try:
         gather(q, {*readers, "w"}, "ready")
         go.set()
@@ -98,7 +84,7 @@ def test_two_writers_committing_at_once_both_succeed_and_lose_no_batch(tmp_path)
     ctx = multiprocessing.get_context("spawn")
     q, go = ctx.Queue(), ctx.Event()
     batches = 20
-    processes = [start(ctx, lake_workers.write_batches, directory, tag, batches, SIZE, 0, go, q, 0.02)
+    processes = [start_spawned(ctx, lake_workers.write_batches, directory, tag, batches, SIZE, 0, go, q, 0.02)
                  for tag in "ab"]
     try:
         gather(q, {"a", "b"}, "ready")

@@ -11,6 +11,7 @@ import time
 import pytest
 
 from conftest import make_config
+from tests_support import start_spawned
 from warehouse import lake
 from warehouse.lake import WarehouseError
 from warehouse.writer import Writer
@@ -51,8 +52,7 @@ def _attach_until_ready(cfg, process, seconds: float = 60) -> list[str]:
 def test_readers_attaching_during_creation_see_no_lake_or_a_whole_one(tmp_path):
     cfg = make_config(tmp_path, s3_access_logs={"bucket": "b"})
     spawn = multiprocessing.get_context("spawn")
-    process = spawn.Process(target=_create, args=(str(cfg.path), 1.0))
-    process.start()
+    process = start_spawned(spawn, _create, str(cfg.path), 1.0)
     refused = _attach_until_ready(cfg, process)
     process.join(30)
     assert process.exitcode == 0
@@ -67,8 +67,7 @@ def test_readers_attaching_during_creation_see_no_lake_or_a_whole_one(tmp_path):
 def test_a_writer_killed_while_creating_leaves_no_catalog_and_the_next_one_creates_it(tmp_path):
     cfg = make_config(tmp_path, s3_access_logs={"bucket": "b"})
     spawn = multiprocessing.get_context("spawn")
-    process = spawn.Process(target=_create, args=(str(cfg.path), 30.0))
-    process.start()
+    process = start_spawned(spawn, _create, str(cfg.path), 30.0)
     deadline = time.monotonic() + 30
     while not list(lake.catalog_path(cfg).parent.glob(".lake.sqlite.making-*")) and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -84,9 +83,7 @@ def test_a_writer_killed_while_creating_leaves_no_catalog_and_the_next_one_creat
 def test_two_writers_creating_at_once_share_one_lake(tmp_path):
     cfg = make_config(tmp_path, s3_access_logs={"bucket": "b"})
     spawn = multiprocessing.get_context("spawn")
-    processes = [spawn.Process(target=_create, args=(str(cfg.path),)) for _ in range(2)]
-    for process in processes:
-        process.start()
+    processes = [start_spawned(spawn, _create, str(cfg.path)) for _ in range(2)]
     for process in processes:
         process.join(60)
     assert [p.exitcode for p in processes] == [0, 0]
