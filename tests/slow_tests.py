@@ -14,8 +14,22 @@ import pytest
 
 TESTS = Path(__file__).resolve().parent
 
-# test file (under tests/) -> test functions (every parametrization of each)
+# test file (under tests/) -> test functions (every parametrization of each); "*": every test of the file
 SLOW: dict[str, set[str]] = {
+    "api/test_data_api.py": {"*"},            # 78 tests against one real API over a real lake: ~40 s
+    "alerts/test_rules.py": {"*"},            # months of buckets judged through the real cube: 2 to 13 s each
+    "warehouse/test_lake_creation.py": {"*"},  # spawned writers creating lakes
+    "warehouse/test_sql_sandbox.py": {
+        "test_hostile_sql_is_refused_or_stopped_and_changes_nothing",
+        "test_the_spare_worker_serves_one_query_sees_new_commits_and_keeps_the_limits",
+        "test_only_two_queries_run_at_once",
+        "test_a_stream_gives_every_row_in_batches_and_ends_its_worker",
+        "test_a_stream_past_its_time_limit_is_refused_not_cut_short",
+    },
+    "warehouse/test_timegrid.py": {
+        "test_series_at_every_dst_change_match_a_recomputation_from_raw_rows",
+        "test_a_lake_built_before_bucket_utc_rebuilds_its_rollups_on_the_next_update",
+    },
     "api/test_beacon_api.py": {
         "test_every_hit_answered_2xx_survives_a_sigkill_under_load_and_is_stored_once",
         "test_the_snippet_counts_a_page_view_and_spa_navigation_in_a_real_browser",
@@ -146,10 +160,10 @@ def mark_slow(items: list[pytest.Item]) -> None:
             continue
         file = path.relative_to(TESTS).as_posix()
         names = SLOW.get(file, set())
-        if getattr(item, "originalname", item.name) in names:
+        if "*" in names or getattr(item, "originalname", item.name) in names:
             item.add_marker(pytest.mark.slow)
         if file not in checked and names and getattr(item, "module", None) is not None:
             checked.add(file)
-            if missing := sorted(n for n in names if not hasattr(item.module, n)):
+            if missing := sorted(n for n in names - {"*"} if not hasattr(item.module, n)):
                 warnings.warn(pytest.PytestConfigWarning(
                     f"tests/slow_tests.py lists tests that tests/{file} no longer has: {', '.join(missing)}"))
