@@ -9,6 +9,9 @@ from pathlib import Path
 
 import streamlit as st
 
+from config import ConfigError
+from dashboard import access, data
+
 PAGES = Path(__file__).resolve().parent / "pages"
 # (file in pages/, title, icon, URL path); a page whose file is absent (built on another branch) is left out.
 NAVIGATION = [
@@ -21,9 +24,22 @@ NAVIGATION = [
     ("sources.py", "Sources", ":material/sync:", "sources"),
 ]
 
-pages = [st.Page(f"pages/{file}", title=title, icon=icon, url_path=url, default=not i)
-         for i, (file, title, icon, url) in enumerate(n for n in NAVIGATION if (PAGES / n[0]).exists())]
-navigation = st.navigation(pages)
+try:
+    cfg = data.settings(data.config_path())
+except ConfigError:
+    cfg = None      # every page says why; the sign-in gate falls back to the default variable
+
+
+def sign_in() -> None:
+    access.sign_in_page(access.password(cfg))
+
+
+if access.signed_in(cfg):
+    pages = [st.Page(f"pages/{file}", title=title, icon=icon, url_path=url, default=not i)
+             for i, (file, title, icon, url) in enumerate(n for n in NAVIGATION if (PAGES / n[0]).exists())]
+    navigation = st.navigation(pages)
+else:   # the sign-in form is the only page there is: no page of the app runs before the password
+    navigation = st.navigation([st.Page(sign_in, title="Sign in", icon=":material/lock:")], position="hidden")
 # After st.navigation, which resets the page config (Streamlit 1.67: a layout set before it is not applied).
 st.set_page_config(page_title=f"{navigation.title} · Caskalytics", page_icon=":material/insights:", layout="wide")
 navigation.run()

@@ -337,6 +337,15 @@ def data_extent(cur, metric: str) -> tuple[date, date] | None:
     return (row[0].date(), row[1].date()) if row and row[0] else None
 
 
+def data_extents(cur, metrics: list[str]) -> dict[str, tuple[date, date]]:
+    """`data_extent` of each of `metrics` that has data, in one statement."""
+    if not metrics:
+        return {}
+    rows = cur.execute(f"SELECT metric, min(bucket), max(bucket) FROM lake.rollups WHERE grain = 'day' AND metric IN "
+                       f"({', '.join('?' * len(metrics))}) GROUP BY metric", list(metrics)).fetchall()
+    return {metric: (first.date(), last.date()) for metric, first, last in rows if first}
+
+
 def _version_key(version: str) -> tuple:
     return tuple(int(p) if p.isdigit() else 0 for p in re.split(r"[.\-]", version or ""))
 
