@@ -26,11 +26,12 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path[:0] = [str(HERE), str(HERE.parent), str(HERE.parent / "tests" / "dashboard")]
+# The repository instead of bench/ first on the path: this file's name would hide the `dashboard` package.
+sys.path[0:1] = [str(HERE.parent), str(HERE.parent / "tests" / "dashboard")]
 
 import headless                 # noqa: E402  (tests/dashboard: the server and browser drivers)
+from bench.demo_stack import DemoStack, demo_config   # noqa: E402
 from dashboard import preload   # noqa: E402
-from demo_stack import DemoStack, demo_config   # noqa: E402
 
 PAGES = ["overview", "explore", "dashboards", "downloads", "sql", "reports", "sources", "alerts"]
 WARM_TARGET, COLD_TARGET = 2.0, 4.0

@@ -3,7 +3,7 @@ the state database and shared by everyone who opens the app. Widgets can be adde
 and deleted; the dashboard shown is in the URL (`?dashboard=<id>`), so a link opens it.
 
 Every number comes from `warehouse.queries` through `reports.model.evaluate_widget` (cached in
-`dashboard.widget_kinds.answer`), the same functions the REST API and the reports use.
+`dashboard.widget_kinds.answers`, one read for all widgets), the same functions the REST API and the reports use.
 """
 from __future__ import annotations
 
@@ -85,7 +85,8 @@ def add_widget(dashboards: Dashboards, cfg, current: int) -> None:
             run(dashboards.add_widget, current, spec)
 
 
-def widget_card(dashboards: Dashboards, path: str, cfg, widget, first: bool, last: bool) -> None:
+def widget_card(dashboards: Dashboards, path: str, cfg, widget, result, first: bool, last: bool) -> None:
+    """One widget: its title and buttons, its answer drawn (`result`: a WidgetData, or the NoData to show)."""
     key = f"w{widget.id}"
     with st.container(border=True):
         title_col, *buttons = st.columns([6, 1, 1, 1, 1], vertical_alignment="center")
@@ -99,11 +100,8 @@ def widget_card(dashboards: Dashboards, path: str, cfg, widget, first: bool, las
             run(dashboards.duplicate_widget, widget.id)
         if buttons[3].button("", key=f"{key}_delete", icon=":material/delete:", help="Delete"):
             run(dashboards.delete_widget, widget.id, message=f"Deleted the widget “{widget.spec.label()}”.")
-        try:
-            with st.spinner("Loading…"):
-                result = widget_kinds.answer(path, widget.spec.to_json())
-        except data.NoData as exc:
-            st.info(f"{exc} {HOW_TO_FILL}", icon=":material/hourglass_empty:")
+        if isinstance(result, data.NoData):
+            st.info(f"{result} {HOW_TO_FILL}", icon=":material/hourglass_empty:")
         else:
             widget_kinds.show(path, result, key)
             st.caption(f"{widget.spec.grain.capitalize()} buckets, {result.start} to {result.end} "
@@ -143,9 +141,14 @@ except DashboardError as exc:       # deleted in another session since this one 
 add_widget(dashboards, cfg, current)
 if not board.widgets:
     st.info("This dashboard has no widgets yet: add one under “Add a widget”.")
+try:
+    with st.spinner("Loading the widgets…"):
+        results = widget_kinds.answers(path, tuple(w.spec.to_json() for w in board.widgets))
+except data.NoData as exc:
+    results = [exc] * len(board.widgets)
 columns = st.columns(COLUMNS)
-for i, widget in enumerate(board.widgets):
+for i, (widget, result) in enumerate(zip(board.widgets, results)):
     with columns[i % COLUMNS]:
-        widget_card(dashboards, path, cfg, widget, first=i == 0, last=i == len(board.widgets) - 1)
+        widget_card(dashboards, path, cfg, widget, result, first=i == 0, last=i == len(board.widgets) - 1)
 st.caption(f"Times in {cfg.warehouse.timezone}. Dotted or faded: the current bucket, not complete yet. Answers "
            f"refresh every {data.TTL} seconds; dashboards are shared by everyone who opens this app.")

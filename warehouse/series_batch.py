@@ -5,17 +5,22 @@ returns, and `series_frame` asks two or three (values, compared values, the sour
 asks ~40 questions, so reading per question cost seconds. `Prefetched` reads every row those questions can need
 in two statements — the rows of each (grain, metric) over the union of their ranges, with each gauge series'
 last row before that union, and every metric's newest fact hour — and then hands `series_frame` the same rows
-its own SQL would have selected, filtered and summed in pandas. A question outside what was read (which the
-estimate below should never produce) falls back to SQL, so an answer is never wrong, only slower.
+its own SQL would have selected, filtered and summed in pandas. What to read comes from the questions
+(`spans_of`), or, for a computation that asks its own questions (a dashboard's widgets, a report), from a first
+run against a `Recorder` (`prefetched`). A question outside what was read falls back to SQL, so an answer is
+never wrong, only slower.
 
     frames = series_frames(cur, cfg, [SeriesRequest(...), ...])    # SeriesFrame or QueryError per request
-    answers = kpis(cur, cfg, [KpiRequest(...), ...])                # Kpi or QueryError per request
+    kpis, frames = kpis_and_frames(cur, cfg, [KpiRequest(...), ...], [SeriesRequest(...), ...])
+    model = prefetched(cur, cfg, lambda rows: evaluate(cfg, cur, dashboard, start, end, rows=rows))
 """
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
+from typing import TypeVar
 
 import pandas as pd
 
@@ -27,6 +32,7 @@ from warehouse.queries import (DEFAULT_SPAN, FIRST_DAY, Kpi, QueryError, Rows, S
 from warehouse.timegrid import Bucket
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -66,20 +72,51 @@ def _dim_text(value) -> str | None:
     return value if value is None or isinstance(value, str) else json.dumps(value)
 
 
-class Prefetched(Rows):
-    """Rollup rows for a set of questions, read in two statements (see the module notes)."""
+Spans = dict[tuple[str, str], tuple[int, int]]     # (grain, metric) -> first and last bucket key to read
 
-    def __init__(self, cur, cfg: Config, requests: list[SeriesRequest]):
+
+def spans_of(cfg: Config, requests: list[SeriesRequest]) -> Spans:
+    """What `series_frame` will read for `requests`; a request it would refuse is left out (it says why)."""
+    spans: Spans = {}
+    for req in requests:
+        try:
+            _validate(req, cfg)
+            first, last = _span(cfg, req)
+        except (QueryError, ValueError, OverflowError, IndexError):
+            continue
+        _widen(spans, (req.grain, req.metric), first, last)
+    return spans
+
+
+def _widen(spans: Spans, key: tuple[str, str], first: int, last: int) -> None:
+    known = spans.get(key)
+    spans[key] = (min(first, known[0]), max(last, known[1])) if known else (first, last)
+
+
+class Recorder(Rows):
+    """Notes what a computation reads (`Spans`) and answers it as if the warehouse were empty."""
+
+    def __init__(self, cfg: Config):
+        super().__init__(None, cfg)
+        self.spans: Spans = {}
+
+    def sparse(self, metric: Metric, grain: str, first: Bucket, last: Bucket, req: SeriesRequest) -> pd.DataFrame:
+        _widen(self.spans, (grain, metric.name), first.key, last.key)
+        columns = {"bucket": pd.Series(dtype="int64")}
+        if metric.kind == GAUGE:
+            columns["dims"] = pd.Series(dtype=object)
+        columns.update({d: pd.Series(dtype=object) for d in req.by or []})
+        return pd.DataFrame({**columns, "value": pd.Series(dtype="float64")})
+
+    def latest(self, metric: Metric) -> datetime | None:
+        return None
+
+
+class Prefetched(Rows):
+    """The rollup rows of `spans`, read in two statements (see the module notes)."""
+
+    def __init__(self, cur, cfg: Config, spans: Spans):
         super().__init__(cur, cfg)
-        spans: dict[tuple[str, str], tuple[int, int]] = {}
-        for req in requests:
-            try:
-                _validate(req, cfg)
-                first, last = _span(cfg, req)
-            except (QueryError, ValueError, OverflowError, IndexError):
-                continue    # series_frame will say why
-            known = spans.get((req.grain, req.metric))
-            spans[(req.grain, req.metric)] = (min(first, known[0]), max(last, known[1])) if known else (first, last)
         self.spans = spans
         self.fallbacks = 0      # questions answered by SQL after all (outside what was read)
         self.rows = self._read(spans)
@@ -148,10 +185,23 @@ class Prefetched(Rows):
         return picked[["bucket", "dims", *by, "value"]]
 
 
+def prefetched(cur, cfg: Config, work: Callable[[Rows], T]) -> T:
+    """`work(rows)`, a computation that passes `rows` to every `series_frame` and `kpi` it asks (a dashboard's
+    widgets, a report), answered from one read: a first run against a `Recorder` learns what it reads (its
+    answers are dropped, and so is any error it meets on empty data), then those rows are read at once and
+    `work` runs again on them."""
+    recorder = Recorder(cfg)
+    try:
+        work(recorder)
+    except Exception:       # noqa: BLE001 (only the reads matter here; the real run raises what it raises)
+        pass
+    return work(Prefetched(cur, cfg, recorder.spans))
+
+
 def series_frames(cur, cfg: Config, requests: list[SeriesRequest]) -> list[SeriesFrame | QueryError]:
     """`series_frame` of each request, from one read; a question that cannot be answered gives its QueryError
     in its place."""
-    rows = Prefetched(cur, cfg, requests)
+    rows = Prefetched(cur, cfg, spans_of(cfg, requests))
     answers: list[SeriesFrame | QueryError] = []
     for req in requests:
         try:
@@ -165,7 +215,7 @@ def kpis_and_frames(cur, cfg: Config, kpi_requests: list[KpiRequest], frame_requ
                     ) -> tuple[list[Kpi | QueryError], list[SeriesFrame | QueryError]]:
     """`kpi` of each KpiRequest and `series_frame` of each SeriesRequest (a page of tiles with sparklines),
     all from one read; a question that cannot be answered gives its QueryError in its place."""
-    rows = Prefetched(cur, cfg, [k.series() for k in kpi_requests] + list(frame_requests))
+    rows = Prefetched(cur, cfg, spans_of(cfg, [k.series() for k in kpi_requests] + list(frame_requests)))
     kpi_answers: list[Kpi | QueryError] = []
     for k in kpi_requests:
         try:

@@ -90,7 +90,7 @@ REFUSED = [
 
 def test_batched_frames_equal_series_frame_one_by_one_from_one_read(lake):
     cfg, cur = lake
-    rows = series_batch.Prefetched(cur, cfg, QUESTIONS + REFUSED)
+    rows = series_batch.Prefetched(cur, cfg, series_batch.spans_of(cfg, QUESTIONS + REFUSED))
     answers = series_batch.series_frames(cur, cfg, QUESTIONS + REFUSED)
     for request, answer in zip(QUESTIONS, answers):
         expected = queries.series_frame(cur, cfg, request)
