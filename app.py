@@ -13,15 +13,18 @@ from config import ConfigError
 from dashboard import access, data
 
 PAGES = Path(__file__).resolve().parent / "pages"
-# (file in pages/, title, icon, URL path); a page whose file is absent (built on another branch) is left out.
+# The browser tab's icon, served by the app itself: a Material icon as page or tab icon would make every
+# browser fetch it from fonts.gstatic.com (Streamlit 1.67), which an offline install cannot reach.
+FAVICON = str(Path(__file__).resolve().parent / "dashboard" / "favicon.png")
+# (file in pages/, title, URL path); a page whose file is absent (built on another branch) is left out.
 NAVIGATION = [
-    ("overview.py", "Overview", ":material/dashboard:", "overview"),
-    ("explore.py", "Explore", ":material/query_stats:", "explore"),
-    ("dashboards.py", "Dashboards", ":material/space_dashboard:", "dashboards"),
-    ("downloads.py", "Downloads and stars", ":material/download:", "downloads"),
-    ("sql.py", "SQL", ":material/terminal:", "sql"),
-    ("report_downloads.py", "Reports", ":material/picture_as_pdf:", "reports"),
-    ("sources.py", "Sources", ":material/sync:", "sources"),
+    ("overview.py", "Overview", "overview"),
+    ("explore.py", "Explore", "explore"),
+    ("dashboards.py", "Dashboards", "dashboards"),
+    ("downloads.py", "Downloads and stars", "downloads"),
+    ("sql.py", "SQL", "sql"),
+    ("report_downloads.py", "Reports", "reports"),
+    ("sources.py", "Sources", "sources"),
 ]
 
 try:
@@ -35,11 +38,11 @@ def sign_in() -> None:
 
 
 if access.signed_in(cfg):
-    pages = [st.Page(f"pages/{file}", title=title, icon=icon, url_path=url, default=not i)
-             for i, (file, title, icon, url) in enumerate(n for n in NAVIGATION if (PAGES / n[0]).exists())]
+    pages = [st.Page(f"pages/{file}", title=title, url_path=url, default=not i)
+             for i, (file, title, url) in enumerate(n for n in NAVIGATION if (PAGES / n[0]).exists())]
     navigation = st.navigation(pages)
 else:   # the sign-in form is the only page there is: no page of the app runs before the password
-    navigation = st.navigation([st.Page(sign_in, title="Sign in", icon=":material/lock:")], position="hidden")
+    navigation = st.navigation([st.Page(sign_in, title="Sign in")], position="hidden")
 # After st.navigation, which resets the page config (Streamlit 1.67: a layout set before it is not applied).
-st.set_page_config(page_title=f"{navigation.title} · Caskalytics", page_icon=":material/insights:", layout="wide")
+st.set_page_config(page_title=f"{navigation.title} · Caskalytics", page_icon=FAVICON, layout="wide")
 navigation.run()
