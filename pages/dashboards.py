@@ -78,9 +78,14 @@ def manage(dashboards: Dashboards, current: int | None) -> None:
             run(dashboards.delete, current, message=f"Deleted “{shown.name}”.")
 
 
-def add_widget(dashboards: Dashboards, cfg, current: int) -> None:
+def values_of(path: str):
+    """The filter input's choices: a dimension's values seen in the widget's range."""
+    return lambda metric, dim, start, end: data.dimension_values(path, metric, dim, start, end)
+
+
+def add_widget(dashboards: Dashboards, path: str, cfg, current: int) -> None:
     with st.expander("Add a widget", icon=":material/add_chart:"):
-        spec = widget_editor.edit(cfg, "new", NEW_WIDGET)
+        spec = widget_editor.edit(cfg, "new", NEW_WIDGET, values_of(path))
         if st.button("Add widget", key="add_widget", disabled=spec is None, type="primary"):
             run(dashboards.add_widget, current, spec)
 
@@ -89,7 +94,7 @@ def widget_card(dashboards: Dashboards, path: str, cfg, widget, result, first: b
     """One widget: its title and buttons, its answer drawn (`result`: a WidgetData, or the NoData to show)."""
     key = f"w{widget.id}"
     with st.container(border=True):
-        title_col, *buttons = st.columns([6, 1, 1, 1, 1], vertical_alignment="center")
+        title_col, *buttons = st.columns([6, 1, 1, 1, 1, 1], vertical_alignment="center")
         title_col.markdown(f"**{widget.spec.label()}**")
         if buttons[0].button("", key=f"{key}_up", icon=":material/arrow_upward:", help="Move earlier", disabled=first):
             run(dashboards.move_widget, widget.id, -1)
@@ -100,14 +105,16 @@ def widget_card(dashboards: Dashboards, path: str, cfg, widget, result, first: b
             run(dashboards.duplicate_widget, widget.id)
         if buttons[3].button("", key=f"{key}_delete", icon=":material/delete:", help="Delete"):
             run(dashboards.delete_widget, widget.id, message=f"Deleted the widget “{widget.spec.label()}”.")
+        # The editor is drawn only while open: a dozen inputs per widget made every view of the page slow.
+        editing = buttons[4].toggle(":material/edit:", key=f"{key}_edit", help="Edit this widget")
         if isinstance(result, data.NoData):
             st.info(f"{result} {HOW_TO_FILL}", icon=":material/hourglass_empty:")
         else:
             widget_kinds.show(path, result, key)
             st.caption(f"{widget.spec.grain.capitalize()} buckets, {result.start} to {result.end} "
                        f"({cfg.warehouse.timezone})")
-        with st.expander("Edit", icon=":material/edit:"):
-            spec = widget_editor.edit(cfg, key, widget.spec)
+        if editing:
+            spec = widget_editor.edit(cfg, key, widget.spec, values_of(path))
             if st.button("Save", key=f"{key}_save", disabled=spec is None or spec == widget.spec, type="primary"):
                 run(dashboards.update_widget, widget.id, spec)
 
@@ -138,7 +145,7 @@ try:
 except DashboardError as exc:       # deleted in another session since this one loaded
     st.info(f"{str(exc)[0].upper()}{str(exc)[1:]}: pick another dashboard.")
     st.stop()
-add_widget(dashboards, cfg, current)
+add_widget(dashboards, path, cfg, current)
 if not board.widgets:
     st.info("This dashboard has no widgets yet: add one under “Add a widget”.")
 try:
