@@ -26,6 +26,7 @@ import collectors
 from collectors.base import ROLLUP, Context
 from config import SCHEDULE_PATTERN, Config, ConfigError
 from warehouse import cube, maintenance
+from warehouse.dashboards_state import Dashboards
 from warehouse.requests_state import BackfillRequests
 from warehouse.writer import RunSummary, Writer, one_line
 
@@ -202,6 +203,7 @@ def _guarded(what: str, job):
 def run_forever(cfg: Config) -> None:
     yield_cpu_to_servers()
     writer = Writer(cfg)
+    Dashboards(writer.state).seed_demo()    # the ready-made dashboards are there before anyone opens the app
     stopping = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
     for name, settings in cfg.enabled_sources().items():
