@@ -28,7 +28,7 @@ NAVIGATION = [
 ]
 
 try:
-    cfg = data.settings(data.config_path())
+    cfg = data.settings(data.config_file())
 except ConfigError:
     cfg = None      # every page says why; the sign-in gate falls back to the default variable
 

@@ -38,7 +38,12 @@ def main(argv: list[str]) -> int:
     if refusal:
         print(f"error: {refusal}", file=sys.stderr)
         return 1
+    from streamlit.runtime.pages_manager import PagesManager
     from streamlit.web import cli
+    # Streamlit 1.67 treats an app with a pages/ folder as a pages-folder app until app.py has called
+    # st.navigation once: until then a link to /sql runs pages/sql.py without app.py (no sign-in gate, file
+    # names in the sidebar). app.py's st.navigation routes every URL, from the first request on.
+    PagesManager.uses_pages_directory = False
     preload.start(str(config.default_path().resolve()))
     app = str(Path(__file__).resolve().parents[1] / "app.py")
     sys.argv = ["streamlit", "run", app, "--server.address", cfg.dashboard.host, "--server.port",

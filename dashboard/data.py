@@ -17,6 +17,7 @@ import collectors
 import collectors.base
 import config
 from config import SCHEDULE_PATTERN
+from dashboard import access
 from warehouse import queries, series_batch, sql, status_queries
 from warehouse.lake import Reader, WarehouseError
 from warehouse.requests_state import BackfillRequests
@@ -35,8 +36,24 @@ def _warehouse(path: str) -> tuple[config.Config, Reader]:
     return cfg, Reader(cfg)
 
 
-def config_path() -> str:
+def config_file() -> str:
+    """The config's path, the first argument of every cached call below (app.py, before its sign-in gate)."""
     return str(config.default_path().resolve())
+
+
+def config_path() -> str:
+    """The config's path, for a page: every page asks for it first, so this is where a session that has not
+    given the shared password (when one is set, `dashboard.access`) gets the sign-in form and the page stops.
+    app.py gates sessions before any page; this holds even when Streamlit runs a page without app.py."""
+    path = config_file()
+    try:
+        cfg = settings(path)
+    except config.ConfigError:
+        cfg = None
+    if not access.signed_in(cfg):
+        access.sign_in_page(access.password(cfg))
+        st.stop()
+    return path
 
 
 def settings(path: str) -> config.Config:

@@ -122,8 +122,8 @@ def widget_card(dashboards: Dashboards, path: str, cfg, widget, result, first: b
 HOW_TO_FILL = "Start the pipeline with `make run` (it loads demo data when no credentials are set), then reload."
 
 st.set_page_config(layout="wide")    # again here: app.py's is lost when a link opens this page directly
-st.title("Dashboards")
 path = data.config_path()
+st.title("Dashboards")
 try:
     cfg = data.settings(path)
     dashboards = store(path)

@@ -175,8 +175,8 @@ def sections(path: str, grain: str, start: date, end: date, complete: bool) -> N
 
 
 st.set_page_config(layout="wide")    # again here: app.py's is lost when a link opens this page directly
-st.title("Overview")
 path = data.config_path()
+st.title("Overview")
 try:
     cfg = data.settings(path)
     with_data = data.sources_with_data(path)

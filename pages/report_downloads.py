@@ -66,8 +66,8 @@ def _file_name(name: str, start: date, end: date, suffix: str) -> str:
 
 
 st.set_page_config(layout="wide")    # again here: app.py's is lost when a link opens this page directly
-st.title("Reports")
 path = data.config_path()
+st.title("Reports")
 try:
     cfg = data.settings(path)
     dashboards = store(path)
