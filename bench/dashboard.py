@@ -34,6 +34,7 @@ from bench.demo_stack import DemoStack, demo_config   # noqa: E402
 from dashboard import preload   # noqa: E402
 
 PAGES = ["overview", "explore", "dashboards", "downloads", "sql", "reports", "sources", "alerts"]
+URL = {"overview": ""}          # the default page is served at the root
 WARM_TARGET, COLD_TARGET = 2.0, 4.0
 
 
@@ -41,8 +42,9 @@ def measure(config: Path, page: str, warm: int, logs: Path) -> tuple[float, list
     """Cold and warm load times of one page on a fresh server, and any problems the page showed."""
     with headless.streamlit_server(config, logs / f"streamlit-{page}.log", ready_line=preload.READY) as url, \
             headless.Chromium() as browser:
-        cold = browser.load(url + page)
-        warms = [browser.load(url + page) for _ in range(warm)]
+        link = url + URL.get(page, page)
+        cold = browser.load(link)
+        warms = [browser.load(link) for _ in range(warm)]
         return cold, warms, browser.problems()
 
 

@@ -106,7 +106,9 @@ def widget_card(dashboards: Dashboards, path: str, cfg, widget, result, first: b
         if buttons[3].button("", key=f"{key}_delete", icon=":material/delete:", help="Delete"):
             run(dashboards.delete_widget, widget.id, message=f"Deleted the widget “{widget.spec.label()}”.")
         # The editor is drawn only while open: a dozen inputs per widget made every view of the page slow.
-        editing = buttons[4].toggle(":material/edit:", key=f"{key}_edit", help="Edit this widget")
+        if buttons[4].button("", key=f"{key}_edit", icon=":material/edit:", help="Edit (press again to close)"):
+            st.session_state[f"{key}_editing"] = not st.session_state.get(f"{key}_editing", False)
+        editing = st.session_state.get(f"{key}_editing", False)
         if isinstance(result, data.NoData):
             st.info(f"{result} {HOW_TO_FILL}", icon=":material/hourglass_empty:")
         else:

@@ -142,13 +142,16 @@ def tile(column, info: dict, label: str, kpi, spark, grain: str, start: date, co
     note = "" if kpi.complete else " The period is still in progress (or its source is behind), so it is partial."
     kind = {"gauge": "Value at the end of the period", "counter": "Total over the period",
             "distinct": "Counted over the whole period"}[info["kind"]]
+    # The compared period is named once above the tiles (and in the help): beside the change it was cut off
+    # in four tiles a row at 1400 px.
+    against = f"{compared_name(grain, start)}{'' if complete else ', same days'}"
+    missing = "" if kpi.value is not None else " No value for this period: its source has no data for it."
     column.metric(label, widgets.human(kpi.value, info["unit"]), delta, border=True, height="stretch",
                   delta_color="gray" if kpi.delta == 0 else "normal", delta_arrow="off" if kpi.delta == 0 else "auto",
-                  help=f"{info['description']}. {kind}; previous: {widgets.human(kpi.previous, info['unit'])}.{note}",
+                  help=f"{info['description']}. {kind}; {against}: {widgets.human(kpi.previous, info['unit'])}."
+                       f"{note}{missing}",
                   chart_data=values if len(values) > 1 else None,
-                  chart_type="line" if info["kind"] == "gauge" else "bar",
-                  delta_description=(f"vs {compared_name(grain, start)}" + ("" if complete else ", same days"))
-                  if delta else None)
+                  chart_type="line" if info["kind"] == "gauge" else "bar")
 
 
 def sections(path: str, grain: str, start: date, end: date, complete: bool) -> None:
@@ -160,7 +163,7 @@ def sections(path: str, grain: str, start: date, end: date, complete: bool) -> N
         mine = [(i, t) for i, t in enumerate(tiles) if t[0] == title]
         if not mine:
             continue
-        head, badges = st.columns([1, 4], vertical_alignment="center")
+        head, badges = st.columns([3, 8], vertical_alignment="center")
         head.subheader(title)
         with badges.container(horizontal=True):
             for source in dict.fromkeys(catalog[t[1]]["source"] for _, t in mine):
@@ -196,6 +199,9 @@ if attention:
     st.warning("Numbers of these sources may be low because collection is behind, not because of a real "
                "drop: " + "; ".join(f"**{f.source}** {widgets.freshness_text(f)}" for f in attention) +
                ". The Sources page has details.", icon=":material/warning:")
+st.caption(f"Each tile: {period_name(grain, start)}{' to date' if not complete else ''}, the change against "
+           f"{compared_name(grain, start)}{', same days' if not complete else ''}, and the last {SPARK_PERIODS} "
+           f"{grain}s.")
 with st.spinner("Reading the numbers..."):
     sections(path, grain, start, end, complete)
 st.caption(f"{period_name(grain, start)}{'' if complete else ' to date'}, against {AGAINST[grain]}. Times in "

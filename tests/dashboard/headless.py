@@ -52,10 +52,6 @@ SETTLED_JS = """(() => {
 # Streamlit's frontend first asks for its health and host config under the page's own path (/explore/_stcore/...)
 # and, answered 404, at the root: the browser logs those two 404s on every page opened by its URL. Not an error.
 PATH_PROBE = re.compile(r"status of 404 .*/[\w-]+/_stcore/(health|host-config)\)$")
-# A new server's first session opened at a page URL whose path is not a file name in pages/ (/reports serves
-# pages/report_downloads.py) is told "page not found" before st.navigation has named the pages, then runs that
-# page all the same (Streamlit 1.67). The browser test checks each URL shows its own page's title instead.
-FIRST_RUN_NOT_FOUND = "The page that you have requested does not seem to exist. Running the app's main page."
 # Streamlit's error elements: an exception box, or an error alert (st.error).
 PROBLEMS_JS = """[...document.querySelectorAll('[data-testid="stException"], [data-testid="stAlertContentError"]')]
   .map(e => e.textContent.slice(0, 300))"""
@@ -216,7 +212,7 @@ class Chromium:
 
     def problems(self) -> list[str]:
         """Streamlit error elements on the page and browser console errors so far."""
-        console = [e for e in self.console_errors if not PATH_PROBE.search(e) and e != FIRST_RUN_NOT_FOUND]
+        console = [e for e in self.console_errors if not PATH_PROBE.search(e)]
         return [f"page: {p}" for p in self.evaluate(PROBLEMS_JS)] + [f"console: {e}" for e in console]
 
     def text(self) -> str:
@@ -232,7 +228,9 @@ class Chromium:
             self.call("Emulation.setDeviceMetricsOverride", width=self.width, height=max(int(height), 400),
                       deviceScaleFactor=1, mobile=False)
             time.sleep(1.5)     # let Plotly redraw at the new size
-        data = self.call("Page.captureScreenshot", format="png", captureBeyondViewport=True)["data"]
+        # The viewport already holds the whole page: capturing beyond it resizes the page once more, and
+        # Streamlit answers a resize by sliding its sidebar (caught half-way in the picture).
+        data = self.call("Page.captureScreenshot", format="png", captureBeyondViewport=False)["data"]
         path.write_bytes(base64.b64decode(data))
         return path
 

@@ -138,7 +138,7 @@ def test_widgets_are_added_edited_copied_moved_and_deleted_and_survive_a_restart
 
     key = f"w{added.id}"
     assert f"{key}_kind" not in [s.key for s in at.selectbox]
-    at.toggle(key=f"{key}_edit").set_value(True).run()          # the editor is drawn once opened
+    at.button(key=f"{key}_edit").click().run()          # the editor is drawn once opened
     at.selectbox(key=f"{key}_kind").set_value("line").run()
     at.selectbox(key=f"{key}_compare").set_value("wow").run()
     at.selectbox(key=f"{key}_where_dim").set_value("brand").run()
@@ -164,7 +164,7 @@ def test_widgets_are_added_edited_copied_moved_and_deleted_and_survive_a_restart
     assert not restarted.exception
     assert dashboard_picker(restarted).value == board
     assert set(figures(restarted)) == {f"{key}_chart"}
-    restarted.toggle(key=f"{key}_edit").set_value(True).run()
+    restarted.button(key=f"{key}_edit").click().run()
     assert restarted.selectbox(key=f"{key}_compare").value == "wow"
 
 
