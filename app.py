@@ -37,12 +37,13 @@ def sign_in() -> None:
     access.sign_in_page(access.password(cfg))
 
 
-if access.signed_in(cfg):
-    pages = [st.Page(f"pages/{file}", title=title, url_path=url, default=not i)
-             for i, (file, title, url) in enumerate(n for n in NAVIGATION if (PAGES / n[0]).exists())]
-    navigation = st.navigation(pages)
-else:   # the sign-in form is the only page there is: no page of the app runs before the password
-    navigation = st.navigation([st.Page(sign_in, title="Sign in")], position="hidden")
+listed = [n for n in NAVIGATION if (PAGES / n[0]).exists()]
+signed_in = access.signed_in(cfg)
+# Before the shared password is given, every page's URL leads to the sign-in form instead of the page (so a
+# link keeps its page through the sign-in), and no page is listed or run.
+pages = [st.Page(f"pages/{file}" if signed_in else sign_in, title=title, url_path=url, default=not i)
+         for i, (file, title, url) in enumerate(listed)]
+navigation = st.navigation(pages, position="sidebar" if signed_in else "hidden")
 # After st.navigation, which resets the page config (Streamlit 1.67: a layout set before it is not applied).
 st.set_page_config(page_title=f"{navigation.title} · Caskalytics", page_icon=FAVICON, layout="wide")
 navigation.run()

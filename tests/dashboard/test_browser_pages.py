@@ -6,7 +6,7 @@ shows the sign-in form, not the page."""
 from __future__ import annotations
 
 import re
-from pathlib import Path
+import time
 
 import pytest
 
@@ -30,7 +30,7 @@ def cfg(tmp_path_factory):
 
 
 def heading(browser: headless.Chromium) -> str:
-    return browser.evaluate("document.querySelector('[data-testid=\"stMain\"] h1').textContent")
+    return browser.evaluate("document.querySelector('[data-testid=\"stMain\"] h1')?.textContent")
 
 
 def test_every_page_opens_by_its_link_without_an_error(cfg, tmp_path):
@@ -56,10 +56,18 @@ def test_a_link_to_a_page_on_a_fresh_server_asks_for_the_password_first(cfg, tmp
     with headless.streamlit_server(cfg.path, tmp_path / "dashboard.log", ready_line=preload.READY,
                                    env={"CASKALYTICS_DASHBOARD_PASSWORD": "s3cret shared"}) as url, \
             headless.Chromium() as browser:
-        for path in ("sql", ""):
+        for path in ("", "sql"):
             browser.load(url + path)
             assert heading(browser) == "Caskalytics"
             text = browser.text()
             assert "Password" in text and "Sign in" in text
             assert "SELECT" not in text and "Pipeline" not in text and "Adoption" not in text
             assert browser.problems() == []
+        # Signing in on the link's page opens that page.
+        browser.evaluate("document.querySelector('input[type=password]').focus()")
+        browser.call("Input.insertText", text="s3cret shared")
+        browser.evaluate("[...document.querySelectorAll('button')].find(b => b.textContent.includes('Sign in')).click()")
+        deadline = time.monotonic() + 30
+        while heading(browser) != "SQL" and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert heading(browser) == "SQL" and browser.problems() == []
