@@ -22,7 +22,7 @@ GROUPS = [   # (section, [(metric, tile label), ...]); seo.share_of_voice gets a
              ("web.returning_visitors", "Returning visitors"), ("web.blog_views", "Blog views")]),
     ("Social", [("youtube.subscribers", "YouTube subscribers"), ("youtube.views", "YouTube views"),
                 ("linkedin.followers", "LinkedIn followers"), ("twitter.followers", "X followers")]),
-    ("Mentions and search", [("meltwater.mentions", "Meltwater mentions"), ("seo.share_of_voice", "Share of voice")]),
+    ("Mentions, search", [("meltwater.mentions", "Meltwater mentions"), ("seo.share_of_voice", "Share of voice")]),
     ("Adoption", [("downloads", "Downloads"), ("github.stars", "GitHub stars")]),
 ]
 GRAINS = ("week", "month", "quarter", "year")
