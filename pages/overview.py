@@ -7,13 +7,14 @@ period) is in the URL: `?grain=month&at=2026-11-01`.
 """
 from __future__ import annotations
 
+import dataclasses
 from datetime import date, timedelta
 
 import streamlit as st
 
 from config import ConfigError
 from dashboard import data, widgets
-from warehouse.queries import QueryError, today
+from warehouse.queries import QueryError, kpi_of, today
 
 GROUPS = [   # (section, [(metric, tile label), ...]); seo.share_of_voice gets a tile per brand
     ("Pipeline", [("salesforce.raw_leads", "Raw leads"), ("salesforce.inquiries", "Inquiries"),
@@ -107,7 +108,9 @@ def tiles_of(path: str, grain: str, start: date, end: date) -> list[tuple[str, s
 
 
 def questions(path: str, tiles, grain: str, start: date, end: date, complete: bool):
-    """The kpi and sparkline questions of every tile, asked together (`data.kpis_and_frames`)."""
+    """The kpi and sparkline questions of every tile, asked together (`data.kpis_and_frames`). A complete
+    period's number is the sparkline's last bucket, so then only the sparklines are asked, with the comparison
+    (`numbers`); a period to date compares the same days, so it asks its own KPI at the day grain."""
     catalog = data.metric_catalog(path)
     compare = COMPARE[grain]
     spark_from = start
@@ -116,11 +119,23 @@ def questions(path: str, tiles, grain: str, start: date, end: date, complete: bo
     kpis, frames = [], []
     for _, metric, _, brand in tiles:
         where = (("brand", (brand,)),) if brand else ()
-        # to date: the same days of the compared period, not the whole of it (distinct counts need one bucket)
-        kpi_grain = grain if complete or catalog[metric]["kind"] == "distinct" else "day"
-        kpis.append((metric, kpi_grain, start, end, compare, where))
-        frames.append((metric, grain, spark_from, end, (), None, where))
+        if not complete:
+            # the same days of the compared period, not the whole of it (distinct counts need one bucket)
+            kpi_grain = grain if catalog[metric]["kind"] == "distinct" else "day"
+            kpis.append((metric, kpi_grain, start, end, compare, where))
+        frames.append((metric, grain, spark_from, end, (), compare if complete else None, where))
     return tuple(kpis), tuple(frames)
+
+
+def numbers(path: str, tiles, grain: str, start: date, end: date, complete: bool) -> tuple[list, list]:
+    """Each tile's KPI (`queries.kpi`'s answer) and sparkline frame, or the QueryError that stands in."""
+    kpis, frames = data.kpis_and_frames(path, *questions(path, tiles, grain, start, end, complete))
+    if complete:
+        metrics = data.settings(path).catalog.metrics
+        kpis = [spark if isinstance(spark, Exception) else
+                kpi_of(dataclasses.replace(spark, frame=spark.frame.tail(1)), metrics[metric])
+                for (_, metric, _, _), spark in zip(tiles, frames)]
+    return kpis, frames
 
 
 def compared_name(grain: str, start: date) -> str:
@@ -158,7 +173,7 @@ def sections(path: str, grain: str, start: date, end: date, complete: bool) -> N
     catalog = data.metric_catalog(path)
     fresh = data.freshness(path)
     tiles = tiles_of(path, grain, start, end)
-    kpis, frames = data.kpis_and_frames(path, *questions(path, tiles, grain, start, end, complete))
+    kpis, frames = numbers(path, tiles, grain, start, end, complete)
     for title, _ in GROUPS:
         mine = [(i, t) for i, t in enumerate(tiles) if t[0] == title]
         if not mine:

@@ -425,7 +425,12 @@ def kpi(cur, cfg: Config, metric: str, grain: str, start: date, end: date, compa
     distinct count's) value in the last bucket; with `compare`, the same for the compared buckets, and the
     change. `complete` says whether the last bucket is complete."""
     series = series_frame(cur, cfg, SeriesRequest(metric, grain, start, end, where=where, compare=compare), rows=rows)
-    frame, declared = series.frame, cfg.catalog.metrics[metric]
+    return kpi_of(series, cfg.catalog.metrics[metric])
+
+
+def kpi_of(series: SeriesFrame, declared: Metric) -> Kpi:
+    """`kpi` of the buckets of `series`, a frame of `declared` (e.g. the last row of a longer frame)."""
+    frame, metric, grain = series.frame, declared.name, series.grain
     if declared.kind == COUNTER:
         value, previous = frame["value"].sum(), frame["previous"].sum(min_count=1)
     else:
