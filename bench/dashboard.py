@@ -47,9 +47,16 @@ def measure(config: Path, page: str, warm: int, logs: Path) -> tuple[float, floa
         with headless.streamlit_server(config, logs / f"streamlit-{page}.log", ready_line=preload.READY) as url:
             cold = browser.load(url + link)
             warms = [browser.load(url + link) for _ in range(warm)]
+            problems = browser.problems()
+            browser.call("Page.navigate", url="about:blank")    # before its server stops under it
+            time.sleep(0.5)
+        browser.console_errors.clear()
         with headless.streamlit_server(config, logs / f"streamlit-{page}-2.log", ready_line=preload.READY) as url:
             cold_server = browser.load(url + link)
-        return cold, cold_server, warms, browser.problems()
+            problems += browser.problems()
+            browser.call("Page.navigate", url="about:blank")
+            time.sleep(0.5)
+        return cold, cold_server, warms, problems
 
 
 def main() -> int:
