@@ -67,7 +67,8 @@ def demo_env(config: Path) -> dict[str, str]:
 
 
 class DemoStack:
-    """`run.py` (simulators, scheduler, API, a dashboard) on `config`, stopped like Ctrl-C on exit."""
+    """`run.py` (simulators, scheduler, API, a dashboard) on `config`, stopped on exit as a service manager
+    stops it."""
 
     def __init__(self, config: Path, log: Path):
         self.config, self.log_path = config, log
@@ -99,7 +100,9 @@ class DemoStack:
 
     def __exit__(self, *exc) -> None:
         if self.process and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGINT)     # run.py stops its children itself
+            # SIGTERM, not SIGINT: a job started in the background ignores SIGINT, and run.py stops its
+            # children itself on SIGTERM (killed instead, it would leave them running).
+            os.killpg(self.process.pid, signal.SIGTERM)
             try:
                 self.process.wait(timeout=40)
             except subprocess.TimeoutExpired:
