@@ -6,11 +6,11 @@ from datetime import datetime, timedelta, timezone
 from dashboard.data import Freshness
 from dashboard.widgets import freshness_text
 
-NOW = datetime.now(timezone.utc)
 
 
 def test_data_from_runs_that_failed_is_not_called_never_collected():
-    fresh = Freshness("linkedin", "failing", "every 10 minutes", None, NOW - timedelta(hours=2), 3, "HTTP 503")
+    now = datetime.now(timezone.utc)
+    fresh = Freshness("linkedin", "failing", "every 10 minutes", None, now - timedelta(hours=2), 3, "HTTP 503")
     assert freshness_text(fresh) == "failing (3 runs in a row), no run finished ok yet, newest data 2 h ago"
 
 
@@ -21,5 +21,6 @@ def test_a_source_with_nothing_at_all_is_never_collected():
 
 
 def test_a_fresh_source_says_when_it_was_collected():
-    fresh = Freshness("github", "fresh", "every 10 minutes", NOW - timedelta(minutes=4), NOW - timedelta(hours=1), 0, None)
+    now = datetime.now(timezone.utc)
+    fresh = Freshness("github", "fresh", "every 10 minutes", now - timedelta(minutes=4), now - timedelta(hours=1), 0, None)
     assert freshness_text(fresh) == "collected 4 min ago, newest data 1 h ago"
