@@ -37,7 +37,8 @@ test: venv system-test-deps
 check: venv
 	$(PY) -m pytest -q -x -m "not slow" -p no:cacheprovider
 
-# The README's dashboard picture (docs/dashboard.png); ARGS="--config config.toml" for an existing warehouse.
+# The README's pictures of the real demo (docs/dashboard.png, docs/explore.png): runs the demo in a temp folder
+# first (minutes); ARGS="--dir DIR" reuses a demo folder.
 screenshot: venv system-test-deps
 	PYTHONPATH="$(CURDIR)" $(PY) tests/dashboard/make_screenshot.py $(ARGS)
 

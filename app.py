@@ -9,22 +9,41 @@ from pathlib import Path
 
 import streamlit as st
 
+from config import ConfigError
+from dashboard import access, data
+
 PAGES = Path(__file__).resolve().parent / "pages"
-# (file in pages/, title, icon, URL path)
+# The browser tab's icon, served by the app itself: a Material icon as page or tab icon would make every
+# browser fetch it from fonts.gstatic.com (Streamlit 1.67), which an offline install cannot reach.
+FAVICON = str(Path(__file__).resolve().parent / "dashboard" / "favicon.png")
+# (file in pages/, title, URL path)
 NAVIGATION = [
-    ("overview.py", "Overview", ":material/dashboard:", "overview"),
-    ("explore.py", "Explore", ":material/query_stats:", "explore"),
-    ("dashboards.py", "Dashboards", ":material/space_dashboard:", "dashboards"),
-    ("downloads.py", "Downloads and stars", ":material/download:", "downloads"),
-    ("sql.py", "SQL", ":material/terminal:", "sql"),
-    ("report_downloads.py", "Reports", ":material/picture_as_pdf:", "reports"),
-    ("sources.py", "Sources", ":material/sync:", "sources"),
-    ("alerts.py", "Alerts", ":material/notifications:", "alerts"),
+    ("overview.py", "Overview", "overview"),
+    ("explore.py", "Explore", "explore"),
+    ("dashboards.py", "Dashboards", "dashboards"),
+    ("downloads.py", "Downloads and stars", "downloads"),
+    ("sql.py", "SQL", "sql"),
+    ("report_downloads.py", "Reports", "reports"),
+    ("sources.py", "Sources", "sources"),
+    ("alerts.py", "Alerts", "alerts"),
 ]
 
-pages = [st.Page(str(PAGES / file), title=title, icon=icon, url_path=url, default=not i)
-         for i, (file, title, icon, url) in enumerate(NAVIGATION)]
-navigation = st.navigation(pages)
+try:
+    cfg = data.settings(data.config_file())
+except ConfigError:
+    cfg = None      # every page says why; the sign-in gate falls back to the default variable
+
+
+def sign_in() -> None:
+    access.sign_in_page(access.password(cfg))
+
+
+signed_in = access.signed_in(cfg)
+# Before the shared password is given, every page's URL leads to the sign-in form instead of the page (so a
+# link keeps its page through the sign-in), and no page is listed or run.
+pages = [st.Page(f"pages/{file}" if signed_in else sign_in, title=title, url_path=url, default=not i)
+         for i, (file, title, url) in enumerate(NAVIGATION)]
+navigation = st.navigation(pages, position="sidebar" if signed_in else "hidden")
 # After st.navigation, which resets the page config (Streamlit 1.67: a layout set before it is not applied).
-st.set_page_config(page_title=f"{navigation.title} · Caskalytics", page_icon=":material/insights:", layout="wide")
+st.set_page_config(page_title=f"{navigation.title} · Caskalytics", page_icon=FAVICON, layout="wide")
 navigation.run()

@@ -55,8 +55,9 @@ class ApiConfig(Section):
 
 
 class DashboardConfig(Section):
-    host: str = "127.0.0.1"      # the dashboard has no login of its own: expose it only behind one
+    host: str = "127.0.0.1"      # another address needs the password below (or OIDC, see docs/dashboard.md)
     port: int = 8501
+    password_env: str = "CASKALYTICS_DASHBOARD_PASSWORD"    # set: one shared password opens the dashboard
 
 
 class SourceConfig(Section):

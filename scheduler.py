@@ -28,6 +28,7 @@ from alerts.jobs import AlertJobs
 from collectors.base import ROLLUP, Context
 from config import SCHEDULE_PATTERN, Config, ConfigError
 from warehouse import cube, maintenance, stopping
+from warehouse.dashboards_state import Dashboards
 from warehouse.state import State, one_line
 from warehouse.requests_state import BackfillRequests
 from warehouse.writer import RunSummary, Writer, saved_cursors
@@ -261,6 +262,7 @@ def run_forever(cfg: Config) -> None:
     stop_on_signals()
     writer = Writer(cfg)
     alert_jobs = AlertJobs(cfg, writer.state)     # alert rules, failure alerts and digests; the outbox
+    Dashboards(writer.state).seed_demo()    # the ready-made dashboards are there before anyone opens the app
     try:
         if leftover := writer.state.interrupt_leftover_runs():
             log.info("%d run(s) left running by a stopped process marked interrupted", leftover)

@@ -6,7 +6,6 @@ Every cached function takes the config path first, so two configs never share an
 """
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
@@ -18,7 +17,8 @@ import collectors
 import collectors.base
 import config
 from config import SCHEDULE_PATTERN
-from warehouse import queries, sql, status_queries
+from dashboard import access
+from warehouse import queries, series_batch, sql, status_queries
 from warehouse.lake import Reader, WarehouseError
 from warehouse.requests_state import BackfillRequests
 from warehouse.state import State
@@ -36,8 +36,24 @@ def _warehouse(path: str) -> tuple[config.Config, Reader]:
     return cfg, Reader(cfg)
 
 
-def config_path() -> str:
+def config_file() -> str:
+    """The config's path, the first argument of every cached call below (app.py, before its sign-in gate)."""
     return str(config.default_path().resolve())
+
+
+def config_path() -> str:
+    """The config's path, for a page: every page asks for it first, so this is where a session that has not
+    given the shared password (when one is set, `dashboard.access`) gets the sign-in form and the page stops.
+    app.py gates sessions before any page; this holds even when Streamlit runs a page without app.py."""
+    path = config_file()
+    try:
+        cfg = settings(path)
+    except config.ConfigError:
+        cfg = None
+    if not access.signed_in(cfg):
+        access.sign_in_page(access.password(cfg))
+        st.stop()
+    return path
 
 
 def settings(path: str) -> config.Config:
@@ -56,7 +72,7 @@ def extents(path: str, metrics: tuple[str, ...]) -> dict[str, tuple[date, date]]
     cfg = settings(path)
     try:
         cur = _cursor(path)
-        found = {m: queries.data_extent(cur, m) for m in metrics}
+        found = queries.data_extents(cur, list(metrics))
     except WarehouseError:
         raise NoData(f"There is no warehouse at `{cfg.warehouse_dir}` yet.") from None
     except duckdb.CatalogException:   # the catalog exists but the scheduler has not created the tables
@@ -283,35 +299,19 @@ def sources_with_data(path: str) -> dict[str, datetime]:
 Where = tuple[tuple[str, tuple[str, ...]], ...]
 KpiQuestion = tuple[str, str, date, date, "str | None", Where]                  # kpi_where's arguments
 FrameQuestion = tuple[str, str, date, date, tuple[str, ...], "str | None", Where]   # frame's arguments
-WORKERS = 2
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)
 def kpis_and_frames(path: str, kpis: tuple[KpiQuestion, ...], frames: tuple[FrameQuestion, ...]
                     ) -> tuple[list, list]:
-    """Many `kpi_where` and `frame` answers at once (a page of tiles), computed on WORKERS threads with a
-    cursor each (DuckDB works outside the GIL). A question that cannot be answered gives its QueryError in
-    its place instead of an answer."""
-    cfg = settings(path)
+    """Many `kpi_where` and `frame` answers at once (a page of tiles), from one read of the rollups
+    (`series_batch.kpis_and_frames`). A question that cannot be answered gives its QueryError in its place."""
+    def where_of(where: Where) -> dict | None:
+        return {k: list(v) for k, v in where} or None
 
-    def one_kpi(q: KpiQuestion):
-        metric, grain, start, end, compare, where = q
-        try:
-            return queries.kpi(_cursor(path), cfg, metric, grain, start, end, compare,
-                               where={k: list(v) for k, v in where} or None)
-        except queries.QueryError as exc:
-            return exc
-
-    def one_frame(q: FrameQuestion):
-        metric, grain, start, end, by, compare, where = q
-        try:
-            return queries.series_frame(_cursor(path), cfg, queries.SeriesRequest(
-                metric, grain, start, end, where={k: list(v) for k, v in where} or None, by=list(by) or None,
-                compare=compare))
-        except queries.QueryError as exc:
-            return exc
-
-    with ThreadPoolExecutor(WORKERS) as pool:
-        kpi_answers = pool.map(one_kpi, kpis)
-        frame_answers = pool.map(one_frame, frames)
-        return list(kpi_answers), list(frame_answers)
+    kpi_requests = [series_batch.KpiRequest(metric, grain, start, end, compare, where_of(where))
+                    for metric, grain, start, end, compare, where in kpis]
+    frame_requests = [queries.SeriesRequest(metric, grain, start, end, where=where_of(where), by=list(by) or None,
+                                            compare=compare)
+                      for metric, grain, start, end, by, compare, where in frames]
+    return series_batch.kpis_and_frames(_cursor(path), settings(path), kpi_requests, frame_requests)

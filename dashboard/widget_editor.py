@@ -1,11 +1,12 @@
 """The form that makes or edits a widget spec: kind, title, metric (and the scatter's second metric), grain,
-range (the last N days/weeks/months, or fixed dates), split and comparison. Choices only offer what the
+range (the last N days/weeks/months, or fixed dates), split, a filter on one dimension and comparison. Choices only offer what the
 metric and grain allow (its dimensions; comparisons shorter than the grain are left out), so a saved widget is
 one the warehouse can answer. Every input has a key `<prefix>_<field>` (tests and the URL-free state use them).
 """
 from __future__ import annotations
 
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import date, timedelta
 
 import streamlit as st
 
@@ -22,9 +23,13 @@ def _index(options: list, value, fallback: int = 0) -> int:
     return options.index(value) if value in options else fallback
 
 
-def edit(cfg: Config, prefix: str, spec: WidgetSpec) -> WidgetSpec | None:
+ValuesOf = Callable[[str, str, date, date], list[str]]    # (metric, dim, start, end) -> values seen
+
+
+def edit(cfg: Config, prefix: str, spec: WidgetSpec, values_of: ValuesOf | None = None) -> WidgetSpec | None:
     """Draw the inputs (started from `spec`) and return the spec they describe, or None (with the reason shown)
-    while it is not a widget that can be saved."""
+    while it is not a widget that can be saved. `values_of` lists a dimension's values for the filter input
+    (without it, only the values already saved are offered)."""
     metrics = sorted(cfg.catalog.metrics)
     left, middle, right = st.columns(3)
     kind = left.selectbox("Kind", KINDS, index=_index(list(KINDS), spec.kind), format_func=KIND_LABELS.get,
@@ -69,11 +74,36 @@ def edit(cfg: Config, prefix: str, spec: WidgetSpec) -> WidgetSpec | None:
             st.info("Pick the last day of the range.")
             return None
         start, end = picked
+    where = _where(prefix, metric, dims, spec, last, unit, start, end, today(cfg), values_of)
     candidate = WidgetSpec(kind=kind, metric=metric, title=title.strip(), grain=grain, last=last, unit=unit,
-                           start=start, end=end, by=by, compare=compare, where=dict(spec.where) if metric == spec.metric
-                           else {}, y_metric=y_metric)
+                           start=start, end=end, by=by, compare=compare, where=where, y_metric=y_metric)
     try:
         return candidate.checked(cfg.catalog)
     except DashboardError as exc:
         st.warning(str(exc))
         return None
+
+
+def _where(prefix: str, metric: str, dims: list[str], spec: WidgetSpec, last, unit, start, end, now: date,
+           values_of: ValuesOf | None) -> dict[str, list[str]]:
+    """The filter: one dimension and the values to keep (nothing picked: no filter)."""
+    if not dims:
+        return {}
+    saved = spec.where if metric == spec.metric else {}
+    left, right = st.columns([1, 2])
+    filters = [None, *dims]
+    dim = left.selectbox("Filter on", filters, index=_index(filters, next(iter(saved), None)), key=f"{prefix}_where_dim",
+                         format_func=lambda d: "Nothing" if d is None else d.capitalize(),
+                         help="Keep only some values of a dimension, e.g. one brand or one version")
+    if dim is None:
+        return {}
+    first, final = WidgetSpec(spec.kind, metric, last=last, unit=unit, start=start, end=end).dates(now)
+    kept = list(saved.get(dim, []))
+    try:
+        seen = values_of(metric, dim, first, final) if values_of and first and final else []
+    except Exception:       # noqa: BLE001 (no warehouse yet: the saved values are still offered)
+        seen = []
+    options = sorted(set(seen) | set(kept))
+    chosen = right.multiselect(f"{dim.capitalize()} is", options, default=kept, key=f"{prefix}_where_{dim}",
+                               placeholder="Pick values" if options else "No values seen in this range")
+    return {dim: chosen} if chosen else {}

@@ -1,4 +1,5 @@
-"""A saved widget on screen: its answer (`reports.model.evaluate_widget`, cached briefly like every dashboard read)
+"""A saved widget on screen: its answer (`reports.model.evaluate_widget`, a dashboard's widgets from one read,
+cached briefly like every dashboard read)
 drawn as a Plotly figure (line, bar, pie, scatter), a KPI tile with a sparkline, or a table.
 
 Reading rules: the current, incomplete bucket is dotted (a line) or faded (a bar) and said so in the hover;
@@ -19,6 +20,7 @@ from dashboard import data
 from reports import numbers
 from reports.charts import PALETTE
 from reports.model import PREVIOUS_LABELS, WidgetData, evaluate_widget, sheet_frame
+from warehouse import series_batch
 from warehouse.dashboards_state import WidgetSpec
 from warehouse.lake import WarehouseError
 from warehouse.queries import json_numbers
@@ -32,12 +34,15 @@ INCOMPLETE = "not complete yet"
 
 
 @st.cache_data(ttl=data.TTL, show_spinner=False)
-def answer(path: str, spec_json: str, start: date | None = None, end: date | None = None) -> WidgetData:
-    """The widget's answer for its own range (or [start, end]). Raises data.NoData before the warehouse exists."""
+def answers(path: str, specs_json: tuple[str, ...]) -> list[WidgetData]:
+    """Each widget's answer for its own range, all from one read of the rollups (`series_batch.prefetched`).
+    Raises data.NoData before the warehouse exists."""
     cfg = data.settings(path)
+    specs = [WidgetSpec.from_json(spec) for spec in specs_json]
     try:
         cur = data._cursor(path)
-        return evaluate_widget(cfg, cur, WidgetSpec.from_json(spec_json), start, end)
+        return series_batch.prefetched(cur, cfg, lambda rows: [evaluate_widget(cfg, cur, spec, rows=rows)
+                                                                for spec in specs])
     except WarehouseError:
         raise data.NoData(f"There is no warehouse at `{cfg.warehouse_dir}` yet.") from None
     except duckdb.CatalogException:

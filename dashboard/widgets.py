@@ -183,10 +183,14 @@ def freshness_text(fresh) -> str:
         return "off in the config"
     if fresh.state == "never":
         return "not collected yet"
-    collected = f"collected {_ago(fresh.last_success_at)}" if fresh.last_success_at else "never collected"
+    if fresh.last_success_at:
+        collected = f"collected {_ago(fresh.last_success_at)}"
+    else:   # data written by runs that then failed (or by the inbox) is not "never collected"
+        collected = "no run finished ok yet" if fresh.last_data_at else "never collected"
     data = f", newest data {_ago(fresh.last_data_at)}" if fresh.last_data_at else ", no data yet"
     if fresh.state == "failing":
-        return f"failing ({fresh.consecutive_failures} runs in a row), {'last ' * bool(fresh.last_success_at)}{collected}{data}"
+        runs = f"{fresh.consecutive_failures} run{'s' * (fresh.consecutive_failures != 1)} in a row"
+        return f"failing ({runs}), {'last ' * bool(fresh.last_success_at)}{collected}{data}"
     if fresh.state == "stale":
         return f"stale: {'last ' * bool(fresh.last_success_at)}{collected} ({fresh.schedule}){data}"
     return collected + data

@@ -16,6 +16,7 @@ from alerts.channels import mask
 from alerts.outbox import notify_state
 from alerts.rules import all_rules, describe
 from alerts.unsubscribe import SubscriptionError, list_subscriptions, subscribe, unsubscribe
+from dashboard import data
 from warehouse.alert_store import AlertStore
 from warehouse.notify_state import NotifyState
 from warehouse.state import State
@@ -70,7 +71,7 @@ def subscription_form(notify: NotifyState, rule_names: list[str]) -> None:
 
 st.set_page_config(layout="wide")    # again here: app.py's is lost when a link opens this page directly
 st.title("Alerts")
-path = str(config.default_path().resolve())
+path = data.config_path()     # (and the sign-in gate, when a shared password is set)
 try:
     cfg, notify, store = _state(path)
 except config.ConfigError as exc:

@@ -3,7 +3,7 @@ the state database and shared by everyone who opens the app. Widgets can be adde
 and deleted; the dashboard shown is in the URL (`?dashboard=<id>`), so a link opens it.
 
 Every number comes from `warehouse.queries` through `reports.model.evaluate_widget` (cached in
-`dashboard.widget_kinds.answer`), the same functions the REST API and the reports use.
+`dashboard.widget_kinds.answers`, one read for all widgets), the same functions the REST API and the reports use.
 """
 from __future__ import annotations
 
@@ -78,17 +78,23 @@ def manage(dashboards: Dashboards, current: int | None) -> None:
             run(dashboards.delete, current, message=f"Deleted “{shown.name}”.")
 
 
-def add_widget(dashboards: Dashboards, cfg, current: int) -> None:
+def values_of(path: str):
+    """The filter input's choices: a dimension's values seen in the widget's range."""
+    return lambda metric, dim, start, end: data.dimension_values(path, metric, dim, start, end)
+
+
+def add_widget(dashboards: Dashboards, path: str, cfg, current: int) -> None:
     with st.expander("Add a widget", icon=":material/add_chart:"):
-        spec = widget_editor.edit(cfg, "new", NEW_WIDGET)
+        spec = widget_editor.edit(cfg, "new", NEW_WIDGET, values_of(path))
         if st.button("Add widget", key="add_widget", disabled=spec is None, type="primary"):
             run(dashboards.add_widget, current, spec)
 
 
-def widget_card(dashboards: Dashboards, path: str, cfg, widget, first: bool, last: bool) -> None:
+def widget_card(dashboards: Dashboards, path: str, cfg, widget, result, first: bool, last: bool) -> None:
+    """One widget: its title and buttons, its answer drawn (`result`: a WidgetData, or the NoData to show)."""
     key = f"w{widget.id}"
     with st.container(border=True):
-        title_col, *buttons = st.columns([6, 1, 1, 1, 1], vertical_alignment="center")
+        title_col, *buttons = st.columns([6, 1, 1, 1, 1, 1], vertical_alignment="center")
         title_col.markdown(f"**{widget.spec.label()}**")
         if buttons[0].button("", key=f"{key}_up", icon=":material/arrow_upward:", help="Move earlier", disabled=first):
             run(dashboards.move_widget, widget.id, -1)
@@ -99,17 +105,18 @@ def widget_card(dashboards: Dashboards, path: str, cfg, widget, first: bool, las
             run(dashboards.duplicate_widget, widget.id)
         if buttons[3].button("", key=f"{key}_delete", icon=":material/delete:", help="Delete"):
             run(dashboards.delete_widget, widget.id, message=f"Deleted the widget “{widget.spec.label()}”.")
-        try:
-            with st.spinner("Loading…"):
-                result = widget_kinds.answer(path, widget.spec.to_json())
-        except data.NoData as exc:
-            st.info(f"{exc} {HOW_TO_FILL}", icon=":material/hourglass_empty:")
+        # The editor is drawn only while open: a dozen inputs per widget made every view of the page slow.
+        if buttons[4].button("", key=f"{key}_edit", icon=":material/edit:", help="Edit (press again to close)"):
+            st.session_state[f"{key}_editing"] = not st.session_state.get(f"{key}_editing", False)
+        editing = st.session_state.get(f"{key}_editing", False)
+        if isinstance(result, data.NoData):
+            st.info(f"{result} {HOW_TO_FILL}", icon=":material/hourglass_empty:")
         else:
             widget_kinds.show(path, result, key)
             st.caption(f"{widget.spec.grain.capitalize()} buckets, {result.start} to {result.end} "
                        f"({cfg.warehouse.timezone})")
-        with st.expander("Edit", icon=":material/edit:"):
-            spec = widget_editor.edit(cfg, key, widget.spec)
+        if editing:
+            spec = widget_editor.edit(cfg, key, widget.spec, values_of(path))
             if st.button("Save", key=f"{key}_save", disabled=spec is None or spec == widget.spec, type="primary"):
                 run(dashboards.update_widget, widget.id, spec)
 
@@ -117,8 +124,8 @@ def widget_card(dashboards: Dashboards, path: str, cfg, widget, first: bool, las
 HOW_TO_FILL = "Start the pipeline with `make run` (it loads demo data when no credentials are set), then reload."
 
 st.set_page_config(layout="wide")    # again here: app.py's is lost when a link opens this page directly
-st.title("Dashboards")
 path = data.config_path()
+st.title("Dashboards")
 try:
     cfg = data.settings(path)
     dashboards = store(path)
@@ -140,12 +147,17 @@ try:
 except DashboardError as exc:       # deleted in another session since this one loaded
     st.info(f"{str(exc)[0].upper()}{str(exc)[1:]}: pick another dashboard.")
     st.stop()
-add_widget(dashboards, cfg, current)
+add_widget(dashboards, path, cfg, current)
 if not board.widgets:
     st.info("This dashboard has no widgets yet: add one under “Add a widget”.")
+try:
+    with st.spinner("Loading the widgets…"):
+        results = widget_kinds.answers(path, tuple(w.spec.to_json() for w in board.widgets))
+except data.NoData as exc:
+    results = [exc] * len(board.widgets)
 columns = st.columns(COLUMNS)
-for i, widget in enumerate(board.widgets):
+for i, (widget, result) in enumerate(zip(board.widgets, results)):
     with columns[i % COLUMNS]:
-        widget_card(dashboards, path, cfg, widget, first=i == 0, last=i == len(board.widgets) - 1)
+        widget_card(dashboards, path, cfg, widget, result, first=i == 0, last=i == len(board.widgets) - 1)
 st.caption(f"Times in {cfg.warehouse.timezone}. Dotted or faded: the current bucket, not complete yet. Answers "
            f"refresh every {data.TTL} seconds; dashboards are shared by everyone who opens this app.")

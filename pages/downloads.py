@@ -64,9 +64,8 @@ def stars_section(path: str, period: widgets.Period, kpi) -> None:
 
 
 st.set_page_config(layout="wide")    # again here: app.py's is lost when a link opens this page directly
-st.title("Downloads and stars")
-
 path = data.config_path()
+st.title("Downloads and stars")
 try:
     cfg = data.settings(path)
     extents = data.extents(path, METRICS)

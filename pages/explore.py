@@ -135,8 +135,8 @@ def downloads(series, title: str) -> None:
 
 
 st.set_page_config(layout="wide")    # again here: app.py's is lost when a link opens this page directly
-st.title("Explore")
 path = data.config_path()
+st.title("Explore")
 try:
     cfg = data.settings(path)
     catalog = data.metric_catalog(path)

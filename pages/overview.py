@@ -7,13 +7,14 @@ period) is in the URL: `?grain=month&at=2026-11-01`.
 """
 from __future__ import annotations
 
+import dataclasses
 from datetime import date, timedelta
 
 import streamlit as st
 
 from config import ConfigError
 from dashboard import data, widgets
-from warehouse.queries import QueryError, today
+from warehouse.queries import QueryError, kpi_of, today
 
 GROUPS = [   # (section, [(metric, tile label), ...]); seo.share_of_voice gets a tile per brand
     ("Pipeline", [("salesforce.raw_leads", "Raw leads"), ("salesforce.inquiries", "Inquiries"),
@@ -22,7 +23,7 @@ GROUPS = [   # (section, [(metric, tile label), ...]); seo.share_of_voice gets a
              ("web.returning_visitors", "Returning visitors"), ("web.blog_views", "Blog views")]),
     ("Social", [("youtube.subscribers", "YouTube subscribers"), ("youtube.views", "YouTube views"),
                 ("linkedin.followers", "LinkedIn followers"), ("twitter.followers", "X followers")]),
-    ("Mentions and search", [("meltwater.mentions", "Meltwater mentions"), ("seo.share_of_voice", "Share of voice")]),
+    ("Mentions, search", [("meltwater.mentions", "Meltwater mentions"), ("seo.share_of_voice", "Share of voice")]),
     ("Adoption", [("downloads", "Downloads"), ("github.stars", "GitHub stars")]),
 ]
 GRAINS = ("week", "month", "quarter", "year")
@@ -107,7 +108,9 @@ def tiles_of(path: str, grain: str, start: date, end: date) -> list[tuple[str, s
 
 
 def questions(path: str, tiles, grain: str, start: date, end: date, complete: bool):
-    """The kpi and sparkline questions of every tile, asked together (`data.kpis_and_frames`)."""
+    """The kpi and sparkline questions of every tile, asked together (`data.kpis_and_frames`). A complete
+    period's number is the sparkline's last bucket, so then only the sparklines are asked, with the comparison
+    (`numbers`); a period to date compares the same days, so it asks its own KPI at the day grain."""
     catalog = data.metric_catalog(path)
     compare = COMPARE[grain]
     spark_from = start
@@ -116,11 +119,23 @@ def questions(path: str, tiles, grain: str, start: date, end: date, complete: bo
     kpis, frames = [], []
     for _, metric, _, brand in tiles:
         where = (("brand", (brand,)),) if brand else ()
-        # to date: the same days of the compared period, not the whole of it (distinct counts need one bucket)
-        kpi_grain = grain if complete or catalog[metric]["kind"] == "distinct" else "day"
-        kpis.append((metric, kpi_grain, start, end, compare, where))
-        frames.append((metric, grain, spark_from, end, (), None, where))
+        if not complete:
+            # the same days of the compared period, not the whole of it (distinct counts need one bucket)
+            kpi_grain = grain if catalog[metric]["kind"] == "distinct" else "day"
+            kpis.append((metric, kpi_grain, start, end, compare, where))
+        frames.append((metric, grain, spark_from, end, (), compare if complete else None, where))
     return tuple(kpis), tuple(frames)
+
+
+def numbers(path: str, tiles, grain: str, start: date, end: date, complete: bool) -> tuple[list, list]:
+    """Each tile's KPI (`queries.kpi`'s answer) and sparkline frame, or the QueryError that stands in."""
+    kpis, frames = data.kpis_and_frames(path, *questions(path, tiles, grain, start, end, complete))
+    if complete:
+        metrics = data.settings(path).catalog.metrics
+        kpis = [spark if isinstance(spark, Exception) else
+                kpi_of(dataclasses.replace(spark, frame=spark.frame.tail(1)), metrics[metric])
+                for (_, metric, _, _), spark in zip(tiles, frames)]
+    return kpis, frames
 
 
 def compared_name(grain: str, start: date) -> str:
@@ -142,25 +157,28 @@ def tile(column, info: dict, label: str, kpi, spark, grain: str, start: date, co
     note = "" if kpi.complete else " The period is still in progress (or its source is behind), so it is partial."
     kind = {"gauge": "Value at the end of the period", "counter": "Total over the period",
             "distinct": "Counted over the whole period"}[info["kind"]]
+    # The compared period is named once above the tiles (and in the help): beside the change it was cut off
+    # in four tiles a row at 1400 px.
+    against = f"{compared_name(grain, start)}{'' if complete else ', same days'}"
+    missing = "" if kpi.value is not None else " No value for this period: its source has no data for it."
     column.metric(label, widgets.human(kpi.value, info["unit"]), delta, border=True, height="stretch",
                   delta_color="gray" if kpi.delta == 0 else "normal", delta_arrow="off" if kpi.delta == 0 else "auto",
-                  help=f"{info['description']}. {kind}; previous: {widgets.human(kpi.previous, info['unit'])}.{note}",
+                  help=f"{info['description']}. {kind}; {against}: {widgets.human(kpi.previous, info['unit'])}."
+                       f"{note}{missing}",
                   chart_data=values if len(values) > 1 else None,
-                  chart_type="line" if info["kind"] == "gauge" else "bar",
-                  delta_description=(f"vs {compared_name(grain, start)}" + ("" if complete else ", same days"))
-                  if delta else None)
+                  chart_type="line" if info["kind"] == "gauge" else "bar")
 
 
 def sections(path: str, grain: str, start: date, end: date, complete: bool) -> None:
     catalog = data.metric_catalog(path)
     fresh = data.freshness(path)
     tiles = tiles_of(path, grain, start, end)
-    kpis, frames = data.kpis_and_frames(path, *questions(path, tiles, grain, start, end, complete))
+    kpis, frames = numbers(path, tiles, grain, start, end, complete)
     for title, _ in GROUPS:
         mine = [(i, t) for i, t in enumerate(tiles) if t[0] == title]
         if not mine:
             continue
-        head, badges = st.columns([1, 4], vertical_alignment="center")
+        head, badges = st.columns([3, 8], vertical_alignment="center")
         head.subheader(title)
         with badges.container(horizontal=True):
             for source in dict.fromkeys(catalog[t[1]]["source"] for _, t in mine):
@@ -175,8 +193,8 @@ def sections(path: str, grain: str, start: date, end: date, complete: bool) -> N
 
 
 st.set_page_config(layout="wide")    # again here: app.py's is lost when a link opens this page directly
-st.title("Overview")
 path = data.config_path()
+st.title("Overview")
 try:
     cfg = data.settings(path)
     with_data = data.sources_with_data(path)
@@ -196,6 +214,9 @@ if attention:
     st.warning("Numbers of these sources may be low because collection is behind, not because of a real "
                "drop: " + "; ".join(f"**{f.source}** {widgets.freshness_text(f)}" for f in attention) +
                ". The Sources page has details.", icon=":material/warning:")
+st.caption(f"Each tile: {period_name(grain, start)}{' to date' if not complete else ''}, the change against "
+           f"{compared_name(grain, start)}{', same days' if not complete else ''}, and the last {SPARK_PERIODS} "
+           f"{grain}s.")
 with st.spinner("Reading the numbers..."):
     sections(path, grain, start, end, complete)
 st.caption(f"{period_name(grain, start)}{'' if complete else ' to date'}, against {AGAINST[grain]}. Times in "

@@ -16,7 +16,8 @@ import streamlit as st
 from config import ConfigError
 from dashboard import data
 from reports import numbers, pdf, workbook
-from reports.model import evaluate
+from reports.model import ReportModel, evaluate
+from warehouse import series_batch
 from warehouse.dashboards_state import DashboardError, Dashboards
 from warehouse.lake import WarehouseError
 from warehouse.queries import QueryError, today
@@ -33,11 +34,12 @@ def store(path: str) -> Dashboards:
 
 
 @st.cache_data(ttl=data.TTL, show_spinner=False, max_entries=8)
-def build(path: str, dashboard_id: int, fingerprint: str, start: date, end: date) -> tuple[dict, bytes, bytes]:
-    """(summary, PDF, XLSX) of a dashboard over [start, end]; `fingerprint` (the widgets' specs) makes an
-    edited dashboard a new cache entry."""
+def build(path: str, dashboard_id: int, fingerprint: str, start: date, end: date) -> tuple[dict, ReportModel]:
+    """(summary, model) of a dashboard over [start, end], every widget from one read of the rollups;
+    `fingerprint` (the widgets' specs) makes an edited dashboard a new cache entry."""
     cfg = data.settings(path)
-    model = evaluate(cfg, data._cursor(path), store(path).get(dashboard_id), start, end)
+    cur, board = data._cursor(path), store(path).get(dashboard_id)
+    model = series_batch.prefetched(cur, cfg, lambda rows: evaluate(cfg, cur, board, start, end, rows=rows))
     summary = {"kpis": [{"Metric": k.label + (f" ({k.note})" if k.note else ""),
                          "Value": numbers.full(k.value, k.unit), "Previous": numbers.full(k.previous, k.unit),
                          "Δ": numbers.delta(k.delta, k.unit, short=False), "Δ %": numbers.percent(k.delta_pct)}
@@ -47,7 +49,7 @@ def build(path: str, dashboard_id: int, fingerprint: str, start: date, end: date
                               (f.last_success_at or "none recorded")[:16].replace("T", " ")} for f in model.freshness],
                "problems": [f"{w.title}: {w.error}" for w in model.widgets if w.error],
                "previous": (model.previous_start, model.previous_end)}
-    return summary, pdf.render(model), workbook.render(model)
+    return summary, model
 
 
 def _url_date(name: str) -> date | None:
@@ -64,8 +66,8 @@ def _file_name(name: str, start: date, end: date, suffix: str) -> str:
 
 
 st.set_page_config(layout="wide")    # again here: app.py's is lost when a link opens this page directly
-st.title("Reports")
 path = data.config_path()
+st.title("Reports")
 try:
     cfg = data.settings(path)
     dashboards = store(path)
@@ -104,7 +106,7 @@ if not board.widgets:
 fingerprint = "|".join(w.spec.to_json() for w in board.widgets)
 try:
     with st.spinner(f"Building the report of “{board.name}”…"):
-        summary, pdf_bytes, xlsx_bytes = build(path, dashboard_id, fingerprint, start, end)
+        summary, model = build(path, dashboard_id, fingerprint, start, end)
 except (WarehouseError, duckdb.CatalogException):
     st.info(f"There is no warehouse data at `{cfg.warehouse_dir}` yet. Start the pipeline with `make run`, then "
             "reload this page.", icon=":material/hourglass_empty:")
@@ -114,10 +116,12 @@ except QueryError as exc:
     st.stop()
 
 pdf_col, xlsx_col, _ = st.columns([1, 1, 2])
-pdf_col.download_button("PDF report", pdf_bytes, file_name=_file_name(board.name, start, end, "pdf"),
-                        mime="application/pdf", icon=":material/picture_as_pdf:", key="download_pdf",
-                        type="primary")
-xlsx_col.download_button("Excel workbook", xlsx_bytes, file_name=_file_name(board.name, start, end, "xlsx"),
+# The files are made when a button is pressed (on a thread of their own), not on every view of the page.
+pdf_col.download_button("PDF report", lambda: pdf.render(model),
+                        file_name=_file_name(board.name, start, end, "pdf"), mime="application/pdf",
+                        icon=":material/picture_as_pdf:", key="download_pdf", type="primary")
+xlsx_col.download_button("Excel workbook", lambda: workbook.render(model),
+                         file_name=_file_name(board.name, start, end, "xlsx"),
                          mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
                          icon=":material/table_view:", key="download_xlsx")
 before_start, before_end = summary["previous"]

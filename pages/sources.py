@@ -112,8 +112,8 @@ def queue() -> None:
 
 
 st.set_page_config(layout="wide")    # again here: app.py's is lost when a link opens this page directly
-st.title("Sources")
 path = data.config_path()
+st.title("Sources")
 try:
     cfg = data.settings(path)
     fresh = data.freshness(path)

@@ -111,8 +111,8 @@ def downloads(frame: pd.DataFrame) -> None:
 
 
 st.set_page_config(layout="wide")    # again here: app.py's is lost when a link opens this page directly
-st.title("SQL")
 path = data.config_path()
+st.title("SQL")
 try:
     data.settings(path)
 except ConfigError as exc:

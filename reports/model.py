@@ -23,7 +23,7 @@ from config import Config
 from warehouse import queries
 from warehouse.catalog import COUNTER, DISTINCT
 from warehouse.dashboards_state import Dashboard, WidgetSpec
-from warehouse.queries import Kpi, QueryError, SeriesRequest
+from warehouse.queries import Kpi, QueryError, Rows, SeriesRequest
 from warehouse.state import State
 
 # The comparison a report shows for a widget that has none: the period just before, or a year earlier where
@@ -102,7 +102,7 @@ def _request(spec: WidgetSpec, metric: str, start: date, end: date, compare: str
 
 
 def evaluate_widget(cfg: Config, cur, spec: WidgetSpec, start: date | None = None, end: date | None = None,
-                    with_previous: bool = False, widget_id: int | None = None) -> WidgetData:
+                    with_previous: bool = False, widget_id: int | None = None, rows: Rows | None = None) -> WidgetData:
     """Answer one widget over [start, end] (default: the widget's own range, today in the reporting time zone).
     `with_previous` gives a widget without a comparison the grain's default one (DEFAULT_COMPARE), as reports
     show a previous value for every number. Never raises for a question the warehouse refuses: `error` says why."""
@@ -116,34 +116,36 @@ def evaluate_widget(cfg: Config, cur, spec: WidgetSpec, start: date | None = Non
             raise QueryError(f"unknown metric {spec.metric!r}")
         data.kind, data.unit = metric.kind, metric.unit
         if spec.kind == "scatter":
-            _scatter(cfg, cur, data)
+            _scatter(cfg, cur, data, rows)
         elif spec.kind == "kpi":
-            _kpi(cfg, cur, data)
+            _kpi(cfg, cur, data, rows)
         elif spec.kind == "pie":
-            _pie(cfg, cur, data)
+            _pie(cfg, cur, data, rows)
         else:
-            data.frame = queries.series_frame(cur, cfg, _request(spec, spec.metric, start, end, compare, spec.by)).frame
+            data.frame = queries.series_frame(cur, cfg, _request(spec, spec.metric, start, end, compare, spec.by),
+                                              rows=rows).frame
     except QueryError as exc:
         data.error = str(exc)
     return data
 
 
-def _kpi(cfg: Config, cur, data: WidgetData) -> None:
+def _kpi(cfg: Config, cur, data: WidgetData, rows: Rows | None) -> None:
     spec, start = data.spec, data.start
     if data.kind == DISTINCT:       # unique counts do not add up over buckets: the bucket holding the range's end
         start = data.end
         data.note = f"the {spec.grain} of {data.end.isoformat()}"
     data.kpi = queries.kpi(cur, cfg, spec.metric, spec.grain, start, data.end, data.compare,
-                           where={k: list(v) for k, v in spec.where.items()} or None)
+                           where={k: list(v) for k, v in spec.where.items()} or None, rows=rows)
     data.frame = queries.series_frame(cur, cfg, _request(spec, spec.metric, data.start, data.end, data.compare,
-                                                         None)).frame
+                                                         None), rows=rows).frame
 
 
-def _pie(cfg: Config, cur, data: WidgetData) -> None:
+def _pie(cfg: Config, cur, data: WidgetData, rows: Rows | None) -> None:
     """Slices: each split value's total (a gauge's or distinct count's value in the last bucket); without a
     split, a counter's total per bucket."""
     spec = data.spec
-    frame = queries.series_frame(cur, cfg, _request(spec, spec.metric, data.start, data.end, None, spec.by)).frame
+    frame = queries.series_frame(cur, cfg, _request(spec, spec.metric, data.start, data.end, None, spec.by),
+                                 rows=rows).frame
     if not spec.by:
         if data.kind != COUNTER:
             raise QueryError(f"a pie of {spec.metric} needs a split: its values do not add up over time")
@@ -160,36 +162,40 @@ def _pie(cfg: Config, cur, data: WidgetData) -> None:
         .sort_values("value", ascending=False, kind="stable").reset_index(drop=True)
 
 
-def _scatter(cfg: Config, cur, data: WidgetData) -> None:
+def _scatter(cfg: Config, cur, data: WidgetData, rows: Rows | None) -> None:
     spec = data.spec
     y_metric = cfg.catalog.metrics.get(spec.y_metric or "")
     if y_metric is None:
         raise QueryError(f"unknown metric {spec.y_metric!r} for the scatter's vertical axis")
     data.y_kind, data.y_unit = y_metric.kind, y_metric.unit
-    x = queries.series_frame(cur, cfg, _request(spec, spec.metric, data.start, data.end, None, None)).frame
+    x = queries.series_frame(cur, cfg, _request(spec, spec.metric, data.start, data.end, None, None), rows=rows).frame
     y_spec = replace(spec, where={})         # the filter names the horizontal metric's dimensions
-    y = queries.series_frame(cur, cfg, _request(y_spec, y_metric.name, data.start, data.end, None, None)).frame
+    y = queries.series_frame(cur, cfg, _request(y_spec, y_metric.name, data.start, data.end, None, None),
+                             rows=rows).frame
     both = x[["start", "label", "period", "value", "complete"]].rename(columns={"value": "x"}).merge(
         y[["start", "value", "complete"]].rename(columns={"value": "y", "complete": "y_complete"}), on="start")
     both["complete"] = both["complete"] & both["y_complete"]
     data.frame = both.drop(columns="y_complete")
 
 
-def _number(cfg: Config, cur, metric: str, where, start: date, end: date, grain: str) -> tuple[Kpi, str]:
+def _number(cfg: Config, cur, metric: str, where, start: date, end: date, grain: str,
+            rows: Rows | None = None) -> tuple[Kpi, str]:
     """A metric's number for [start, end]: a counter's total, a gauge's value at the end; a distinct count's
     value in the `grain` bucket holding `end` (never summed)."""
     kind = cfg.catalog.metrics[metric].kind
     if kind == DISTINCT:
         grain = "day" if grain == "hour" else grain
-        return queries.kpi(cur, cfg, metric, grain, end, end, where=where), f"the {grain} of {end.isoformat()}"
-    return queries.kpi(cur, cfg, metric, "day", start, end, where=where), ""
+        return (queries.kpi(cur, cfg, metric, grain, end, end, where=where, rows=rows),
+                f"the {grain} of {end.isoformat()}")
+    return queries.kpi(cur, cfg, metric, "day", start, end, where=where, rows=rows), ""
 
 
-def kpi_rows(cfg: Config, cur, widgets: list[WidgetData], start: date, end: date) -> list[KpiRow]:
+def kpi_rows(cfg: Config, cur, widgets: list[WidgetData], start: date, end: date,
+             rows: Rows | None = None) -> list[KpiRow]:
     """One row per metric (and filter) on the dashboard, in widget order: the number for [start, end] against
     the same number for the period of equal length just before it."""
     length = end - start + timedelta(days=1)
-    rows, seen = [], set()
+    found, seen = [], set()
     for data in widgets:
         spec = data.spec
         for name in (spec.metric, *([spec.y_metric] if spec.kind == "scatter" else [])):
@@ -200,27 +206,28 @@ def kpi_rows(cfg: Config, cur, widgets: list[WidgetData], start: date, end: date
                 continue
             seen.add(key)
             try:
-                now, note = _number(cfg, cur, name, where or None, start, end, spec.grain)
+                now, note = _number(cfg, cur, name, where or None, start, end, spec.grain, rows)
                 before, _ = _number(cfg, cur, name, where or None, start - length, start - timedelta(days=1),
-                                    spec.grain)
+                                    spec.grain, rows)
             except QueryError:       # e.g. shares that do not add up over brands: the widgets show them split
                 continue
             delta = None if now.value is None or before.value is None else now.value - before.value
             pct = None if delta is None or not before.value else round(delta / before.value * 100, 2)
             label = name + "".join(f" ({k}: {', '.join(v)})" for k, v in where.items())
-            rows.append(KpiRow(label, name, metric.unit, metric.kind, now.value, before.value, delta, pct, note))
-    return rows
+            found.append(KpiRow(label, name, metric.unit, metric.kind, now.value, before.value, delta, pct, note))
+    return found
 
 
 def freshness(cfg: Config, cur, metrics: list[str]) -> list[Freshness]:
     """Per source of `metrics`: its last day with data and its last successful collection."""
     runs = State(cfg).source_status()
     found: dict[str, Freshness] = {}
+    extents = queries.data_extents(cur, [name for name in metrics if name in cfg.catalog.metrics])
     for name in metrics:
         metric = cfg.catalog.metrics.get(name)
         if metric is None:
             continue
-        extent = queries.data_extent(cur, name)
+        extent = extents.get(name)
         last = extent[1] if extent else None
         before = found.get(metric.source)
         if before and before.last_data and (last is None or before.last_data >= last):
@@ -229,22 +236,23 @@ def freshness(cfg: Config, cur, metrics: list[str]) -> list[Freshness]:
     return sorted(found.values(), key=lambda f: f.source)
 
 
-def evaluate(cfg: Config, cur, dashboard: Dashboard, start: date, end: date) -> ReportModel:
+def evaluate(cfg: Config, cur, dashboard: Dashboard, start: date, end: date, rows: Rows | None = None) -> ReportModel:
     """Every widget of `dashboard` answered over [start, end] with a previous value, the KPI table and the
-    freshness of the sources involved (see the module notes)."""
+    freshness of the sources involved (see the module notes). `rows`: where `series_frame` reads the rollups
+    (`series_batch.prefetched` reads them all at once)."""
     queries.check_day(start, "from")
     queries.check_day(end, "to")
     if start > end:
         raise QueryError(f"from ({start}) is after to ({end})")
     tz = ZoneInfo(cfg.warehouse.timezone)
     length = end - start + timedelta(days=1)
-    widgets = [evaluate_widget(cfg, cur, w.spec, start, end, with_previous=True, widget_id=w.id)
+    widgets = [evaluate_widget(cfg, cur, w.spec, start, end, with_previous=True, widget_id=w.id, rows=rows)
                for w in dashboard.widgets]
     metrics = list(dict.fromkeys(m for w in dashboard.widgets
                                  for m in (w.spec.metric, w.spec.y_metric) if m))
     return ReportModel(dashboard.name, start, end, cfg.warehouse.timezone,
                        datetime.now(timezone.utc).astimezone(tz), start - length, start - timedelta(days=1),
-                       kpi_rows(cfg, cur, widgets, start, end), widgets, freshness(cfg, cur, metrics))
+                       kpi_rows(cfg, cur, widgets, start, end, rows), widgets, freshness(cfg, cur, metrics))
 
 
 def sheet_frame(data: WidgetData) -> pd.DataFrame:

@@ -151,20 +151,48 @@ def _filters(req: SeriesRequest) -> tuple[str, list]:
     return "".join(f" AND {c}" for c in clauses), args
 
 
-def _values(cur, metric: Metric, grain: str, bucket_list: list[Bucket], req: SeriesRequest) -> pd.DataFrame:
+class Rows:
+    """Where `series_frame` reads rollup rows: a SQL statement per question (`series_batch.Prefetched` answers
+    many questions from one read instead). Both give the same frames."""
+
+    def __init__(self, cur, cfg: Config):
+        self.cur, self.cfg = cur, cfg
+
+    def sparse(self, metric: Metric, grain: str, first: Bucket, last: Bucket, req: SeriesRequest) -> pd.DataFrame:
+        """The rollup rows of the buckets [first, last] matching `req.where`: a counter's `bucket, <by dims>...,
+        value` summed per bucket and group; a gauge's `bucket, dims, <by dims>..., value` per dims series, plus
+        each series' last row before `first`."""
+        by = req.by or []
+        group_cols = "".join(f", json_extract_string(dims, '$.{d}') AS \"{d}\"" for d in by)
+        where, args = _filters(req)
+        if metric.kind != GAUGE:
+            return self.cur.execute(f"""
+                SELECT epoch_us(bucket_utc) AS bucket{group_cols}, sum(value) AS value FROM lake.rollups
+                WHERE grain = ? AND metric = ? AND bucket_utc BETWEEN ? AND ?{where} GROUP BY ALL""",
+                [grain, metric.name, first.utc, last.utc, *args]).df()
+        return self.cur.execute(f"""
+            SELECT epoch_us(bucket_utc) AS bucket, dims{group_cols}, value FROM lake.rollups
+            WHERE grain = ? AND metric = ? AND bucket_utc BETWEEN ? AND ?{where}
+            UNION ALL
+            SELECT epoch_us(max(bucket_utc)), dims{group_cols}, arg_max(value, bucket_utc) FROM lake.rollups
+            WHERE grain = ? AND metric = ? AND bucket_utc < ?{where} GROUP BY ALL""",
+            [grain, metric.name, first.utc, last.utc, *args, grain, metric.name, first.utc, *args]).df()
+
+    def latest(self, metric: Metric) -> datetime | None:
+        """The start of the newest fact hour of the metric's source (any of its metrics), aware, or None."""
+        names = [m.name for m in self.cfg.catalog.metrics_of(metric.source)]
+        return self.cur.execute(f"SELECT max(last_ts) FROM lake.rollups WHERE grain = 'year' "
+                                f"AND metric IN ({', '.join('?' * len(names))})", names).fetchone()[0]
+
+
+def _values(rows: Rows, metric: Metric, grain: str, bucket_list: list[Bucket], req: SeriesRequest) -> pd.DataFrame:
     """`bucket, <by dims>..., value`: every bucket of `bucket_list` for every group seen (a counter's groups:
     those with data in the range; a gauge's: those observed up to its end). `bucket` is `Bucket.key`, the
     start instant in microseconds (`epoch_us(bucket_utc)`): the hour a DST end repeats is two buckets."""
     by = req.by or []
-    group_cols = "".join(f", json_extract_string(dims, '$.{d}') AS \"{d}\"" for d in by)
-    where, args = _filters(req)
     index = pd.Index([b.key for b in bucket_list], dtype="int64")
-    first, last = bucket_list[0].utc, bucket_list[-1].utc
+    sparse = rows.sparse(metric, grain, bucket_list[0], bucket_list[-1], req)
     if metric.kind != GAUGE:
-        sparse = cur.execute(f"""
-            SELECT epoch_us(bucket_utc) AS bucket{group_cols}, sum(value) AS value FROM lake.rollups
-            WHERE grain = ? AND metric = ? AND bucket_utc BETWEEN ? AND ?{where} GROUP BY ALL""",
-            [grain, metric.name, first, last, *args]).df()
         grid = pd.DataFrame({"bucket": index})
         if by:
             groups = sparse[by].drop_duplicates()
@@ -173,13 +201,6 @@ def _values(cur, metric: Metric, grain: str, bucket_list: list[Bucket], req: Ser
         dense = grid.merge(sparse, on=["bucket", *by], how="left")
         return dense.fillna({"value": 0.0})
     # A gauge: each dims series' observations in the range and its last one before it, carried forward.
-    sparse = cur.execute(f"""
-        SELECT epoch_us(bucket_utc) AS bucket, dims{group_cols}, value FROM lake.rollups
-        WHERE grain = ? AND metric = ? AND bucket_utc BETWEEN ? AND ?{where}
-        UNION ALL
-        SELECT epoch_us(max(bucket_utc)), dims{group_cols}, arg_max(value, bucket_utc) FROM lake.rollups
-        WHERE grain = ? AND metric = ? AND bucket_utc < ?{where} GROUP BY ALL""",
-        [grain, metric.name, first, last, *args, grain, metric.name, first, *args]).df()
     series_groups = sparse.drop_duplicates("dims").set_index("dims")[by]
     _check_points(len(index), len(series_groups))
     wide = sparse.drop_duplicates(["bucket", "dims"], keep="last").pivot(index="bucket", columns="dims",
@@ -225,24 +246,20 @@ def _grid(bucket_list: list[Bucket], tz: str, compare: str | None) -> pd.DataFra
     return grid
 
 
-def _latest_data(cur, cfg: Config, metric: Metric) -> datetime | None:
-    """The start of the newest fact hour of the metric's source (any of its metrics), an aware instant, or None."""
-    names = [m.name for m in cfg.catalog.metrics_of(metric.source)]
-    return cur.execute(f"SELECT max(last_ts) FROM lake.rollups WHERE grain = 'year' "
-                       f"AND metric IN ({', '.join('?' * len(names))})", names).fetchone()[0]
-
-
-def series_frame(cur: duckdb.DuckDBPyConnection, cfg: Config, req: SeriesRequest) -> SeriesFrame:
+def series_frame(cur: duckdb.DuckDBPyConnection, cfg: Config, req: SeriesRequest, *,
+                 rows: Rows | None = None) -> SeriesFrame:
     """Answer a series question as a frame (see the module notes for its rules and `SeriesFrame` for its
-    columns). Raises QueryError for a question that cannot be answered as asked."""
+    columns). Raises QueryError for a question that cannot be answered as asked. `rows`: where the rollup
+    rows come from (default: a SQL statement each, on `cur`)."""
     metric = _validate(req, cfg)
+    rows = rows or Rows(cur, cfg)
     tz, by = cfg.warehouse.timezone, list(req.by or [])
     end = req.end or today(cfg)
     start = req.start or max(end - DEFAULT_SPAN[req.grain], FIRST_DAY)
     _check_points(_most_buckets(req.grain, start, end), 1)    # before any bucket is built
     bucket_list = timegrid.buckets(req.grain, start, end, tz)
     grid = _grid(bucket_list, tz, req.compare)
-    frame = _values(cur, metric, req.grain, bucket_list, req).merge(grid, on="bucket")
+    frame = _values(rows, metric, req.grain, bucket_list, req).merge(grid, on="bucket")
     if req.compare:
         earlier = timegrid.buckets(req.grain, grid["previous_start"].min().date(),
                                    grid["previous_start"].max().date(), tz)
@@ -250,7 +267,7 @@ def series_frame(cur: duckdb.DuckDBPyConnection, cfg: Config, req: SeriesRequest
         for b in earlier:
             first_at.setdefault(b.start, b.key)     # a repeated hour: its first occurrence
         frame["previous_bucket"] = frame["previous_start"].map(first_at).astype("Int64")
-        previous = _values(cur, metric, req.grain, earlier, req).astype({"bucket": "Int64"})
+        previous = _values(rows, metric, req.grain, earlier, req).astype({"bucket": "Int64"})
         frame = frame.merge(previous.rename(columns={"bucket": "previous_bucket", "value": "previous"}),
                             on=["previous_bucket", *by], how="left")
         if metric.kind != GAUGE:   # nothing counted then (or a DST-skipped hour): 0; a gauge unobserved: NaN
@@ -259,7 +276,7 @@ def series_frame(cur: duckdb.DuckDBPyConnection, cfg: Config, req: SeriesRequest
         frame["previous"] = np.nan
     frame["delta"] = frame["value"] - frame["previous"]
     frame["delta_pct"] = (frame["delta"] / frame["previous"].where(frame["previous"] != 0) * 100)
-    latest = _latest_data(cur, cfg, metric)
+    latest = rows.latest(metric)
     if latest is None:
         frame["complete"] = False
     else:
@@ -318,6 +335,15 @@ def data_extent(cur, metric: str) -> tuple[date, date] | None:
     row = cur.execute("SELECT min(bucket), max(bucket) FROM lake.rollups WHERE grain = 'day' AND metric = ?",
                       [metric]).fetchone()
     return (row[0].date(), row[1].date()) if row and row[0] else None
+
+
+def data_extents(cur, metrics: list[str]) -> dict[str, tuple[date, date]]:
+    """`data_extent` of each of `metrics` that has data, in one statement."""
+    if not metrics:
+        return {}
+    rows = cur.execute(f"SELECT metric, min(bucket), max(bucket) FROM lake.rollups WHERE grain = 'day' AND metric IN "
+                       f"({', '.join('?' * len(metrics))}) GROUP BY metric", list(metrics)).fetchall()
+    return {metric: (first.date(), last.date()) for metric, first, last in rows if first}
 
 
 def _version_key(version: str) -> tuple:
@@ -394,12 +420,17 @@ def lifetime_total(cur, cfg: Config, metric: str) -> float | int | None:
 
 
 def kpi(cur, cfg: Config, metric: str, grain: str, start: date, end: date, compare: str | None = None,
-        where: dict[str, list[str]] | None = None) -> Kpi:
+        where: dict[str, list[str]] | None = None, *, rows: Rows | None = None) -> Kpi:
     """A headline number for [start, end] at `grain`: a counter's total over the buckets, a gauge's (or
     distinct count's) value in the last bucket; with `compare`, the same for the compared buckets, and the
     change. `complete` says whether the last bucket is complete."""
-    series = series_frame(cur, cfg, SeriesRequest(metric, grain, start, end, where=where, compare=compare))
-    frame, declared = series.frame, cfg.catalog.metrics[metric]
+    series = series_frame(cur, cfg, SeriesRequest(metric, grain, start, end, where=where, compare=compare), rows=rows)
+    return kpi_of(series, cfg.catalog.metrics[metric])
+
+
+def kpi_of(series: SeriesFrame, declared: Metric) -> Kpi:
+    """`kpi` of the buckets of `series`, a frame of `declared` (e.g. the last row of a longer frame)."""
+    frame, metric, grain = series.frame, declared.name, series.grain
     if declared.kind == COUNTER:
         value, previous = frame["value"].sum(), frame["previous"].sum(min_count=1)
     else:

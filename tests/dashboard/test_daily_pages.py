@@ -88,7 +88,7 @@ def test_overview_tiles_show_the_apis_numbers_with_the_change_and_freshness(cfg,
     text = " ".join(m.value for m in at.markdown)
     assert "twitter: collected" in text and "linkedin: off in the config" in text
     # meltwater's last run failed: said on its badge and above the tiles, so its numbers are not read as a drop
-    assert "meltwater: failing (1 runs in a row)" in text
+    assert "meltwater: failing (1 run in a row)" in text
     [warning] = at.warning
     assert "**meltwater** failing" in warning.value and "twitter" not in warning.value
 

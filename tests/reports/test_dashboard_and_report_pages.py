@@ -137,12 +137,18 @@ def test_widgets_are_added_edited_copied_moved_and_deleted_and_survive_a_restart
     assert {t["name"]: t["y"] for t in bars} == {"cask": [21, 21, 21], "rival": [7, 7, 7]}
 
     key = f"w{added.id}"
+    assert f"{key}_kind" not in [s.key for s in at.selectbox]
+    at.button(key=f"{key}_edit").click().run()          # the editor is drawn once opened
     at.selectbox(key=f"{key}_kind").set_value("line").run()
     at.selectbox(key=f"{key}_compare").set_value("wow").run()
+    at.selectbox(key=f"{key}_where_dim").set_value("brand").run()
+    assert at.multiselect(key=f"{key}_where_brand").options == ["cask", "rival"]    # seen in the widget's range
+    at.multiselect(key=f"{key}_where_brand").set_value(["cask"]).run()
     at.button(key=f"{key}_save").click().run()
     assert not at.exception
     edited = store.get(board).widgets[0].spec
-    assert (edited.kind, edited.compare, edited.by) == ("line", "wow", "brand")
+    assert (edited.kind, edited.compare, edited.by, edited.where) == ("line", "wow", "brand", {"brand": ["cask"]})
+    assert {t["name"].split(",")[0] for t in figures(at)[f"{key}_chart"]["data"]} == {"cask"}
 
     at.button(key=f"{key}_copy").click().run()
     first, copy = store.get(board).widgets
@@ -158,6 +164,7 @@ def test_widgets_are_added_edited_copied_moved_and_deleted_and_survive_a_restart
     assert not restarted.exception
     assert dashboard_picker(restarted).value == board
     assert set(figures(restarted)) == {f"{key}_chart"}
+    restarted.button(key=f"{key}_edit").click().run()
     assert restarted.selectbox(key=f"{key}_compare").value == "wow"
 
 
