@@ -10,13 +10,12 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-import collectors
 import config
 from alerts.channels import mask
 from alerts.outbox import notify_state
 from alerts.rules import all_rules, describe
 from alerts.unsubscribe import SubscriptionError, list_subscriptions, subscribe, unsubscribe
-from dashboard import data
+from dashboard import page
 from warehouse.alert_store import AlertStore
 from warehouse.notify_state import NotifyState
 from warehouse.state import State
@@ -25,10 +24,9 @@ TOPICS = {"digest:daily": "Daily digest", "digest:weekly": "Weekly digest", "fai
 
 
 @st.cache_resource(show_spinner=False)
-def _state(path: str) -> tuple[config.Config, NotifyState, AlertStore]:
-    cfg = collectors.load_config(path)
+def _state(cfg: config.Config) -> tuple[NotifyState, AlertStore]:
     state = State(cfg)
-    return cfg, notify_state(state), AlertStore(state)
+    return notify_state(state), AlertStore(state)
 
 
 def rules_table(cfg: config.Config, store: AlertStore) -> tuple[pd.DataFrame, list[str]]:
@@ -69,14 +67,8 @@ def subscription_form(notify: NotifyState, rule_names: list[str]) -> None:
         st.error(str(exc))
 
 
-st.set_page_config(layout="wide")    # again here: app.py's is lost when a link opens this page directly
-st.title("Alerts")
-path = data.config_path()     # (and the sign-in gate, when a shared password is set)
-try:
-    cfg, notify, store = _state(path)
-except config.ConfigError as exc:
-    st.error(f"The configuration cannot be read: {exc}")
-    st.stop()
+path, cfg = page.start("Alerts")
+notify, store = _state(cfg)
 
 st.subheader("Rules")
 rules, names = rules_table(cfg, store)

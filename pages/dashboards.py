@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from config import ConfigError
-from dashboard import data, widget_editor, widget_kinds
+from dashboard import data, page, widget_editor, widget_kinds
 from warehouse.dashboards_state import DashboardError, Dashboards, WidgetSpec
 from warehouse.state import State
 
@@ -110,7 +109,7 @@ def widget_card(dashboards: Dashboards, path: str, cfg, widget, result, first: b
             st.session_state[f"{key}_editing"] = not st.session_state.get(f"{key}_editing", False)
         editing = st.session_state.get(f"{key}_editing", False)
         if isinstance(result, data.NoData):
-            st.info(f"{result} {HOW_TO_FILL}", icon=":material/hourglass_empty:")
+            st.info(f"{result} {page.HOW_TO_FILL}", icon=":material/hourglass_empty:")
         else:
             widget_kinds.show(path, result, key)
             st.caption(f"{widget.spec.grain.capitalize()} buckets, {result.start} to {result.end} "
@@ -121,17 +120,9 @@ def widget_card(dashboards: Dashboards, path: str, cfg, widget, result, first: b
                 run(dashboards.update_widget, widget.id, spec)
 
 
-HOW_TO_FILL = "Start the pipeline with `make run` (it loads demo data when no credentials are set), then reload."
 
-st.set_page_config(layout="wide")    # again here: app.py's is lost when a link opens this page directly
-path = data.config_path()
-st.title("Dashboards")
-try:
-    cfg = data.settings(path)
-    dashboards = store(path)
-except ConfigError as exc:
-    st.error(f"The configuration cannot be read: {exc}")
-    st.stop()
+path, cfg = page.start("Dashboards")
+dashboards = store(path)
 
 for flag, show in (("dashboard_error", st.error), ("dashboard_done", st.success)):
     if flag in st.session_state:

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import streamlit as st
 
-from config import ConfigError
-from dashboard import data, widgets
+from dashboard import data, page, widgets
 
 METRICS = ("downloads", "github.stars")
+HOW_TO_FILL = ("Start the pipeline with `make run` (it loads demo data when no credentials are set), or collect "
+               "once with `python scheduler.py collect s3_access_logs` and `python scheduler.py collect github`; "
+               "then reload this page.")
 HOW_TO_FILL = ("Start the pipeline with `make run` (it loads demo data when no credentials are set), or collect "
                "once with `python scheduler.py collect s3_access_logs` and `python scheduler.py collect github`; "
                "then reload this page.")
@@ -63,22 +65,9 @@ def stars_section(path: str, period: widgets.Period, kpi) -> None:
     st.plotly_chart(chart, key="stars_over_time", config=widgets.CHART_CONFIG)
 
 
-st.set_page_config(layout="wide")    # again here: app.py's is lost when a link opens this page directly
-path = data.config_path()
-st.title("Downloads and stars")
-try:
-    cfg = data.settings(path)
-    extents = data.extents(path, METRICS)
-except ConfigError as exc:
-    st.error(f"The configuration cannot be read: {exc}")
-    st.stop()
-except data.NoData as exc:
-    st.info(f"{exc} {HOW_TO_FILL}", icon=":material/hourglass_empty:")
-    st.stop()
-if not extents:
-    st.info(f"The warehouse at `{cfg.warehouse_dir}` has no downloads or GitHub stars yet. {HOW_TO_FILL}",
-            icon=":material/hourglass_empty:")
-    st.stop()
+path, cfg = page.start("Downloads and stars")
+extents = page.needs_data(lambda: data.extents(path, METRICS),
+                          f"The warehouse at `{cfg.warehouse_dir}` has no downloads or GitHub stars yet.", HOW_TO_FILL)
 
 first = min(e[0] for e in extents.values())
 last = max(e[1] for e in extents.values())

@@ -12,8 +12,7 @@ from datetime import date
 
 import streamlit as st
 
-from config import ConfigError
-from dashboard import data, widgets
+from dashboard import data, page, widgets
 from warehouse.cube import GRAINS
 from warehouse.export import ChartSpec, export
 from warehouse.queries import COMPARE_SHIFT, DEFAULT_SPAN, QueryError, today
@@ -134,22 +133,10 @@ def downloads(series, title: str) -> None:
                                icon=":material/download:")
 
 
-st.set_page_config(layout="wide")    # again here: app.py's is lost when a link opens this page directly
-path = data.config_path()
-st.title("Explore")
-try:
-    cfg = data.settings(path)
-    catalog = data.metric_catalog(path)
-    extents = data.extents(path, tuple(catalog))
-except ConfigError as exc:
-    st.error(f"The configuration cannot be read: {exc}")
-    st.stop()
-except data.NoData as exc:
-    st.info(f"{exc} {HOW_TO_FILL}", icon=":material/hourglass_empty:")
-    st.stop()
-if not extents:
-    st.info(f"The warehouse at `{cfg.warehouse_dir}` has no data yet. {HOW_TO_FILL}", icon=":material/hourglass_empty:")
-    st.stop()
+path, cfg = page.start("Explore")
+catalog = data.metric_catalog(path)
+extents = page.needs_data(lambda: data.extents(path, tuple(catalog)),
+                          f"The warehouse at `{cfg.warehouse_dir}` has no data yet.")
 
 question = controls(path, catalog, extents)
 if question is None:

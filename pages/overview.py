@@ -12,9 +12,8 @@ from datetime import date, timedelta
 
 import streamlit as st
 
-from config import ConfigError
-from dashboard import data, widgets
-from warehouse.queries import QueryError, kpi_of, today
+from dashboard import data, page, widgets
+from warehouse.queries import kpi_of, today
 
 GROUPS = [   # (section, [(metric, tile label), ...]); seo.share_of_voice gets a tile per brand
     ("Pipeline", [("salesforce.raw_leads", "Raw leads"), ("salesforce.inquiries", "Inquiries"),
@@ -192,21 +191,8 @@ def sections(path: str, grain: str, start: date, end: date, complete: bool) -> N
                 tile(columns[n % 4], catalog[metric], label, kpis[i], frames[i], grain, start, complete)
 
 
-st.set_page_config(layout="wide")    # again here: app.py's is lost when a link opens this page directly
-path = data.config_path()
-st.title("Overview")
-try:
-    cfg = data.settings(path)
-    with_data = data.sources_with_data(path)
-except ConfigError as exc:
-    st.error(f"The configuration cannot be read: {exc}")
-    st.stop()
-except data.NoData as exc:
-    st.info(f"{exc} {HOW_TO_FILL}", icon=":material/hourglass_empty:")
-    st.stop()
-if not with_data:
-    st.info(f"The warehouse at `{cfg.warehouse_dir}` has no data yet. {HOW_TO_FILL}", icon=":material/hourglass_empty:")
-    st.stop()
+path, cfg = page.start("Overview")
+with_data = page.needs_data(lambda: data.sources_with_data(path), f"The warehouse at `{cfg.warehouse_dir}` has no data yet.")
 
 grain, start, end, complete = pick_period(today(cfg))
 attention = [f for f in data.freshness(path).values() if f.state in ("stale", "failing")]

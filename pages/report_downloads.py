@@ -13,8 +13,7 @@ import duckdb
 import pandas as pd
 import streamlit as st
 
-from config import ConfigError
-from dashboard import data
+from dashboard import data, page
 from reports import numbers, pdf, workbook
 from reports.model import ReportModel, evaluate
 from warehouse import series_batch
@@ -65,15 +64,8 @@ def _file_name(name: str, start: date, end: date, suffix: str) -> str:
     return f"{slug}_{start.isoformat()}_{end.isoformat()}.{suffix}"
 
 
-st.set_page_config(layout="wide")    # again here: app.py's is lost when a link opens this page directly
-path = data.config_path()
-st.title("Reports")
-try:
-    cfg = data.settings(path)
-    dashboards = store(path)
-except ConfigError as exc:
-    st.error(f"The configuration cannot be read: {exc}")
-    st.stop()
+path, cfg = page.start("Reports")
+dashboards = store(path)
 
 names = dashboards.names()
 if not names:

@@ -7,13 +7,12 @@ The source shown in detail is in the URL (`?source=github`).
 from __future__ import annotations
 
 import json
-from datetime import date, timedelta
+from datetime import timedelta
 
 import pandas as pd
 import streamlit as st
 
-from config import ConfigError
-from dashboard import data, widgets
+from dashboard import data, page, widgets
 from warehouse.queries import today
 
 STATE_LABELS = {"fresh": "fresh", "stale": "stale", "failing": "failing", "never": "not collected yet",
@@ -111,20 +110,9 @@ def queue() -> None:
                      "inserted": st.column_config.NumberColumn("rows new", format="localized")})
 
 
-st.set_page_config(layout="wide")    # again here: app.py's is lost when a link opens this page directly
-path = data.config_path()
-st.title("Sources")
-try:
-    cfg = data.settings(path)
-    fresh = data.freshness(path)
-    tables = data.source_tables(path)
-except ConfigError as exc:
-    st.error(f"The configuration cannot be read: {exc}")
-    st.stop()
-except data.NoData as exc:
-    st.info(f"{exc} Start the pipeline with `make run` (or `python scheduler.py run`), then reload this page.",
-            icon=":material/hourglass_empty:")
-    st.stop()
+path, cfg = page.start("Sources")
+fresh = page.needs_data(lambda: data.freshness(path))
+tables = page.needs_data(lambda: data.source_tables(path))
 
 overview_table(fresh, tables)
 st.caption(f"Times in {cfg.warehouse.timezone}. Stale: no successful run for three scheduled intervals.")

@@ -12,8 +12,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from config import ConfigError
-from dashboard import data, widgets
+from dashboard import data, page, widgets
 from warehouse.export import ExportError, export
 from warehouse.sql import MAX_LIMIT, SqlRefused
 
@@ -110,14 +109,7 @@ def downloads(frame: pd.DataFrame) -> None:
                                icon=":material/download:")
 
 
-st.set_page_config(layout="wide")    # again here: app.py's is lost when a link opens this page directly
-path = data.config_path()
-st.title("SQL")
-try:
-    data.settings(path)
-except ConfigError as exc:
-    st.error(f"The configuration cannot be read: {exc}")
-    st.stop()
+path, _ = page.start("SQL")
 
 st.session_state.setdefault("sql_text", st.query_params.get("q", EXAMPLE))
 editor, tables = st.columns([3, 1])
