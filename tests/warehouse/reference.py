@@ -199,6 +199,7 @@ def local(ts: datetime, tz: str) -> datetime:
 
 
 def trunc(grain: str, t: datetime) -> datetime:
+    # A deliberate twin of warehouse.timegrid.trunc: the oracle recomputes everything without the code it checks.
     if grain == "hour":
         return t.replace(minute=0, second=0, microsecond=0)
     d = datetime(t.year, t.month, t.day)
