@@ -84,3 +84,23 @@ def notify_config(tmp_path, smtp_port: int, **sections) -> config_module.Config:
     path = tmp_path / "config.toml"
     path.write_text(to_toml(data))
     return collectors.load_config(path)
+
+
+def notify_api(tmp_path, monkeypatch, router):
+    """A TestClient of a small app serving `router` (api.notify's or api.alerts') on a fresh state database,
+    open without a token; `.cfg` and `.notify` give the test the same config and notification tables."""
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from alerts.outbox import notify_state
+    from api.notify import NotifyServices, notify_services
+    from warehouse.state import State
+    monkeypatch.delenv("CASKALYTICS_API_TOKEN", raising=False)
+    cfg = notify_config(tmp_path, 25)
+    notify = notify_state(State(cfg))
+    app = FastAPI()
+    app.include_router(router)
+    app.dependency_overrides[notify_services] = lambda: NotifyServices(cfg, notify)
+    client = TestClient(app)
+    client.cfg, client.notify = cfg, notify
+    return client

@@ -3,17 +3,12 @@ by the evaluator, and deleted; bad rules get one-sentence 400s."""
 from __future__ import annotations
 
 import pytest
-from fastapi import FastAPI
-from fastapi.testclient import TestClient
 
-from notify_support import notify_config
-from alerts.outbox import notify_state
 from alerts.rules import all_rules
 from api.alerts import router
-from api.notify import NotifyServices, notify_services
 from config import AlertRule
+from notify_support import notify_api
 from warehouse.alert_store import AlertStore
-from warehouse.state import State
 
 DROP = {"name": "drop", "metric": "downloads", "grain": "week", "change_below_pct": -30, "compare": "wow",
         "where": {"version": "3.5.0"}, "for": 2, "recipients": ["growth@example.com"]}
@@ -21,15 +16,8 @@ DROP = {"name": "drop", "metric": "downloads", "grain": "week", "change_below_pc
 
 @pytest.fixture
 def api(tmp_path, monkeypatch):
-    monkeypatch.delenv("CASKALYTICS_API_TOKEN", raising=False)
-    cfg = notify_config(tmp_path, 25)
-    cfg.alerts.rules = [AlertRule.model_validate({"name": "from config", "metric": "downloads", "below": 1})]
-    notify = notify_state(State(cfg))
-    app = FastAPI()
-    app.include_router(router)
-    app.dependency_overrides[notify_services] = lambda: NotifyServices(cfg, notify)
-    client = TestClient(app)
-    client.cfg, client.notify = cfg, notify
+    client = notify_api(tmp_path, monkeypatch, router)
+    client.cfg.alerts.rules = [AlertRule.model_validate({"name": "from config", "metric": "downloads", "below": 1})]
     return client
 
 

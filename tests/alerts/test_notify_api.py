@@ -5,14 +5,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from fastapi import FastAPI
-from fastapi.testclient import TestClient
 
-from notify_support import notify_config
-from alerts.outbox import enqueue, notify_state
+from alerts.outbox import enqueue
 from alerts.unsubscribe import Subscription, make_token, signing_key, unsubscribe_url
-from api.notify import NotifyServices, notify_services, router
-from warehouse.state import State
+from api.notify import router
+from notify_support import notify_api
 
 UTC = timezone.utc
 ANN = Subscription("ann@example.com", "email", "digest:weekly")
@@ -20,16 +17,8 @@ ANN = Subscription("ann@example.com", "email", "digest:weekly")
 
 @pytest.fixture
 def api(tmp_path, monkeypatch):
-    monkeypatch.delenv("CASKALYTICS_API_TOKEN", raising=False)
     monkeypatch.delenv("CASKALYTICS_UNSUBSCRIBE_SECRET", raising=False)
-    cfg = notify_config(tmp_path, 25)
-    notify = notify_state(State(cfg))
-    app = FastAPI()
-    app.include_router(router)
-    app.dependency_overrides[notify_services] = lambda: NotifyServices(cfg, notify)
-    client = TestClient(app)
-    client.cfg, client.notify = cfg, notify
-    return client
+    return notify_api(tmp_path, monkeypatch, router)
 
 
 def link_path(client, sub=ANN, now=None) -> str:
