@@ -31,6 +31,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 class SourceHealth(BaseModel):
     last_success_at: str | None
     consecutive_failures: int
+    next_retry_at: str | None = None       # a failed source is tried again then (with backoff)
 
 
 class Health(BaseModel):
