@@ -48,6 +48,10 @@ bench: venv
 	@command -v wrk >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
 	$(PY) bench/beacon.py $(BEACON_BENCH_FLAGS)
 	$(PY) bench/beacon_rollup.py
+	$(PY) bench/export.py
+	$(PY) bench/sql_api.py --export
+	$(PY) bench/alerts.py
+	$(PY) bench/dashboard.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache
