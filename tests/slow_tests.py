@@ -17,6 +17,14 @@ TESTS = Path(__file__).resolve().parent
 # test file (under tests/) -> test functions (every parametrization of each); "*": every test of the file
 SLOW: dict[str, set[str]] = {
     "api/test_data_api.py": {"*"},            # 78 tests against one real API over a real lake: ~40 s
+    # A real API process over a filled lake per module (test_read_api keeps one such module in the fast lane).
+    "api/test_awareness_api.py": {"*"},
+    "api/test_socialmedia_api.py": {"*"},
+    "api/test_pipeline_api.py": {"*"},
+    "reports/test_report_prefetch.py": {"*"},
+    "warehouse/test_series_batch.py": {"*"},
+    "dashboard/test_access.py": {"test_python_m_dashboard_refuses_an_exposed_host_without_a_password_in_one_line"},
+    "test_config.py": {"test_every_process_refuses_a_bad_config_at_start_with_the_same_line"},
     "alerts/test_rules.py": {"*"},            # months of buckets judged through the real cube: 2 to 13 s each
     "warehouse/test_lake_creation.py": {"*"},  # spawned writers creating lakes
     "warehouse/test_sql_sandbox.py": {
@@ -28,6 +36,7 @@ SLOW: dict[str, set[str]] = {
     },
     "warehouse/test_timegrid.py": {
         "test_series_at_every_dst_change_match_a_recomputation_from_raw_rows",
+        "test_rollups_keep_the_wall_clock_and_the_start_instant_of_each_bucket",
         "test_a_lake_built_before_bucket_utc_rebuilds_its_rollups_on_the_next_update",
     },
     "api/test_beacon_api.py": {
