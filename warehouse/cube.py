@@ -29,10 +29,6 @@ from warehouse.timegrid import GRAIN_LENGTH, GRAINS, bucket_sql, fact_hour_macro
 log = logging.getLogger("caskalytics.cube")
 
 
-def bucket_start(grain: str, ts_sql: str, tz: str | None = None) -> str:
-    """SQL for the local start of the `grain` bucket holding the fact hour `ts_sql` (`timegrid.bucket_sql`;
-    the zone is the one `fact_hour_macros` was run for)."""
-    return bucket_sql(grain, ts_sql)
 
 
 def _watermark(con, source: str) -> tuple[int, str | None]:

@@ -138,9 +138,6 @@ def _most_buckets(grain: str, start: date, end: date) -> int:
             "quarter": months // 3 + 2, "year": end.year - start.year + 1}[grain]
 
 
-def buckets(cur, grain: str, start: date, end: date, tz: str) -> list[Bucket]:
-    """Every bucket overlapping the local days [start, end], in order (`timegrid.buckets`; `cur` is unused)."""
-    return timegrid.buckets(grain, start, end, tz)
 
 
 def _filters(req: SeriesRequest) -> tuple[str, list]:
@@ -213,12 +210,8 @@ def _values(rows: Rows, metric: Metric, grain: str, bucket_list: list[Bucket], r
     return long.groupby(["bucket", *by], dropna=False, sort=False)["value"].sum(min_count=1).reset_index()
 
 
-def _label(bucket: datetime, grain: str) -> str:
-    return timegrid.start_label(grain, bucket)
 
 
-def _period_name(bucket: datetime, grain: str) -> str:
-    return timegrid.period_name(grain, bucket)
 
 
 def _end_utc(bucket: Bucket, tz: str) -> datetime:

@@ -202,13 +202,7 @@ def series_frames(cur, cfg: Config, requests: list[SeriesRequest]) -> list[Serie
     """`series_frame` of each request, from one read; a question that cannot be answered gives its QueryError
     in its place."""
     rows = Prefetched(cur, cfg, spans_of(cfg, requests))
-    answers: list[SeriesFrame | QueryError] = []
-    for req in requests:
-        try:
-            answers.append(series_frame(cur, cfg, req, rows=rows))
-        except QueryError as exc:
-            answers.append(exc)
-    return answers
+    return [_or_error(lambda req=req: series_frame(cur, cfg, req, rows=rows)) for req in requests]
 
 
 def kpis_and_frames(cur, cfg: Config, kpi_requests: list[KpiRequest], frame_requests: list[SeriesRequest]
@@ -216,16 +210,14 @@ def kpis_and_frames(cur, cfg: Config, kpi_requests: list[KpiRequest], frame_requ
     """`kpi` of each KpiRequest and `series_frame` of each SeriesRequest (a page of tiles with sparklines),
     all from one read; a question that cannot be answered gives its QueryError in its place."""
     rows = Prefetched(cur, cfg, spans_of(cfg, [k.series() for k in kpi_requests] + list(frame_requests)))
-    kpi_answers: list[Kpi | QueryError] = []
-    for k in kpi_requests:
-        try:
-            kpi_answers.append(kpi(cur, cfg, k.metric, k.grain, k.start, k.end, k.compare, k.where, rows=rows))
-        except QueryError as exc:
-            kpi_answers.append(exc)
-    frame_answers: list[SeriesFrame | QueryError] = []
-    for req in frame_requests:
-        try:
-            frame_answers.append(series_frame(cur, cfg, req, rows=rows))
-        except QueryError as exc:
-            frame_answers.append(exc)
-    return kpi_answers, frame_answers
+    kpis = [_or_error(lambda k=k: kpi(cur, cfg, k.metric, k.grain, k.start, k.end, k.compare, k.where, rows=rows))
+            for k in kpi_requests]
+    return kpis, [_or_error(lambda req=req: series_frame(cur, cfg, req, rows=rows)) for req in frame_requests]
+
+
+def _or_error(ask):
+    """`ask()`, or the QueryError it raised: one unanswerable question stands in its place, not the page's."""
+    try:
+        return ask()
+    except QueryError as exc:
+        return exc
